@@ -1,0 +1,44 @@
+# Set-up and everyday commands. Every target creates the virtual environment it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: run test test-slow bench bench-envs plots clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[plots]'
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+## make run: a short real training run (FuPS and AdaPS on Blind-particle Spread, quick preset)
+run: $(STAMP_RUN)
+	$(PY) -m experiments.run --env bps --preset quick $(ARGS)
+
+## make test: the test suite without the slow learning tests
+test: $(STAMP_TEST)
+	$(PYTEST) -q
+
+## make test-slow: the learning tests (minutes of CPU each)
+test-slow: $(STAMP_TEST)
+	$(PYTEST) -q -m slow
+
+## make bench-envs: environment stepping speed against the original packages
+bench-envs: $(STAMP_TEST)
+	$(PY) -m experiments.bench_envs
+
+## make bench: environment and training benchmarks -> bench/results.json and a table
+bench: $(STAMP_TEST)
+	$(PY) -m experiments.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
