@@ -48,8 +48,8 @@ class Settings:
     repeats: int = 3
     min_run_s: float = 0.5
     scan_steps: tuple[tuple[int, int], ...] = ((1, 1000), (64, 200), (256, 100), (2048, 25))
-    python_steps: int = 1500  # env-steps per repeat for rware / lbforaging (at least B)
-    mpe_steps: int = 300  # env-steps per repeat for MPE (at least B)
+    python_steps: int = 1500  # env-steps per repeat for rware / lbforaging
+    mpe_steps: int = 300  # env-steps per repeat for MPE
     mpe_max_instances: int = 256  # MPE instances hold a 700x700 pygame surface each (~2 MB)
 
     def steps_for(self, batch: int) -> int:
@@ -243,29 +243,34 @@ def measure_python(
     ref, *, batch: int, total_steps: int, repeats: int = 3, max_instances: int | None = None, seed: int = 0,
     note: str = "",
 ) -> dict[str, Any]:
-    """Env-steps per second of `batch` sequential instances of a Python environment, round-robin."""
+    """Env-steps per second of `batch` sequential instances of a Python environment.
+
+    The instances are stepped round-robin (as a sequential vector env does); each repeat takes the
+    next `total_steps` env-steps of that round-robin order, so a repeat need not visit every copy.
+    """
     instances = min(batch, max_instances or batch)
     envs_ = [ref.make(seed + i) for i in range(instances)]
     rng = np.random.default_rng(seed)
-    sweeps = max(1, math.ceil(total_steps / batch))
+    cursor = 0
 
-    def sweep() -> None:
-        actions = rng.integers(0, ref.num_actions, (batch, ref.num_agents))
-        for b in range(batch):
-            ref.step(envs_[b % instances], actions[b])
+    def chunk(steps: int) -> None:
+        nonlocal cursor
+        actions = rng.integers(0, ref.num_actions, (steps, ref.num_agents))
+        for t in range(steps):
+            ref.step(envs_[cursor % instances], actions[t])
+            cursor = (cursor + 1) % batch
 
-    sweep()  # warm-up: first steps, lazy imports
+    chunk(min(instances, 64))  # warm-up: first steps, lazy imports
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(sweeps):
-            sweep()
-        rates.append(batch * sweeps / (time.perf_counter() - start))
+        chunk(total_steps)
+        rates.append(total_steps / (time.perf_counter() - start))
     rate = statistics.median(rates)
     return {
         "env": ref.name, "impl": "python", "batch": batch, "num_agents": ref.num_agents,
         "env_steps_per_s": rate, "agent_steps_per_s": rate * ref.num_agents,
-        "runs_env_steps_per_s": rates, "instances": instances, "env_steps_per_run": batch * sweeps,
+        "runs_env_steps_per_s": rates, "instances": instances, "env_steps_per_run": total_steps,
         "note": note,
     }
 
@@ -374,7 +379,8 @@ Notes
   warm call excluded; median of the repeats; observations and rewards are reduced into the scan
   carry so nothing is dead-code eliminated. Auto-reset computes a reset for every copy and selects.
 - Python rows (rware, lbforaging, mpe2): B separate instances stepped round-robin in one process
-  (batch B = B sequential environments), so the rate is the per-environment rate. It includes the
+  (batch B = B sequential environments), so the rate is the per-environment rate; each repeat times
+  the next {py_steps} (MPE: {mpe_steps}) env-steps of the round-robin. It includes the
   package's own Python overhead (gymnasium/PettingZoo wrappers, list/dict conversion of actions,
   auto-reset), since that is what a trainer using it pays. MPE rows step at most
   {mpe_max} distinct instances round-robin (each holds a 700x700 pygame surface); the per-env rate of
@@ -415,6 +421,8 @@ def to_markdown(report: dict) -> str:
         cells = [(_fmt(v) + "x") if v is not None else "n/a" for v in ratio["per_batch"].values()]
         lines.append(f"| {ratio['what']} | " + " | ".join(cells) + " |")
     lines += ["", NOTES.format(mpe_max=report["settings"]["mpe_max_instances"],
+                                py_steps=report["settings"]["python_steps_per_repeat"],
+                                mpe_steps=report["settings"]["mpe_steps_per_repeat"],
                                 jumanji=m["packages"].get("jumanji"))]
     return "\n".join(lines)
 

@@ -28,7 +28,7 @@ def test_measure_bps_and_report(tmp_path):
     measurements = [m]
     if importlib.util.find_spec("rware") is not None:  # the reference adapter, 4 env-steps
         r = bench_envs.measure_python(bench_envs.RwareRef(), batch=2, total_steps=4, repeats=1)
-        assert r["instances"] == 2 and r["env_steps_per_run"] == 4
+        assert r["instances"] == 2 and r["env_steps_per_run"] == 4 and r["batch"] == 2
         assert _positive_finite(r["env_steps_per_s"])
         measurements.append(r)
 
