@@ -1,0 +1,100 @@
+"""A2C with n-step returns, as in the SePS reference code, for every agent at once."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from adaps_jax.config import Config
+from adaps_jax.networks import ActorCritic, masked_logits
+from adaps_jax.methods import SharingPlan
+
+
+class Rollout(NamedTuple):
+    """T steps of E environment copies and N agents; leading axes (T, E, N)."""
+
+    obs: chex.Array  # (T, E, N, D) observation the action was chosen from
+    action_mask: chex.Array  # (T, E, N, A)
+    action: chex.Array  # (T, E, N)
+    reward: chex.Array  # (T, E, N)
+    next_obs: chex.Array  # (T, E, N, D) observation reached, before any automatic reset
+    terminated: chex.Array  # (T, E, N) the episode ended in a terminal state: no bootstrap
+    truncated: chex.Array  # (T, E, N) the episode hit its time limit: bootstrap from next_obs
+
+
+def nstep_returns(
+    rewards: chex.Array, next_values: chex.Array, terminated: chex.Array, truncated: chex.Array, gamma: float
+) -> chex.Array:
+    """Discounted n-step returns over a rollout of T steps (leading axis T).
+
+    G_t = r_t + gamma * B_t, where B_t is 0 after a termination, V(next_obs_t) after a truncation
+    or at the rollout's last step, and G_{t+1} otherwise. `next_values[t]` is the critic's value of
+    the observation reached by step t, before any reset.
+    """
+
+    def backward(following: chex.Array, step: tuple) -> tuple[chex.Array, chex.Array]:
+        reward, next_value, term, trunc = step
+        bootstrap = jnp.where(term, 0.0, next_value)
+        g = reward + gamma * jnp.where(term | trunc, bootstrap, following)
+        return g, g
+
+    _, returns = jax.lax.scan(
+        backward, next_values[-1], (rewards, next_values, terminated, truncated), reverse=True
+    )
+    return returns
+
+
+class LossInfo(NamedTuple):
+    total: chex.Array
+    actor: chex.Array
+    value: chex.Array
+    entropy: chex.Array
+
+
+def a2c_loss(params: dict, network: ActorCritic, plan: SharingPlan, rollout: Rollout, config: Config) -> tuple[chex.Array, LossInfo]:
+    """Actor loss + value_coef * value loss - entropy_coef * entropy.
+
+    Each term is averaged over the (T, E) batch and summed over agents, as SePS sums its agents'
+    losses.
+    """
+    logits = masked_logits(network.logits(params, plan, rollout.obs), rollout.action_mask)
+    values = network.values(params, plan, rollout.obs)
+    next_values = jax.lax.stop_gradient(network.values(params, plan, rollout.next_obs))
+    returns = nstep_returns(rollout.reward, next_values, rollout.terminated, rollout.truncated, config.gamma)
+    advantage = returns - values
+
+    log_probs = jax.nn.log_softmax(logits)
+    log_prob = jnp.take_along_axis(log_probs, rollout.action[..., None], axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+    def per_agent(x: chex.Array) -> chex.Array:  # mean over (T, E), sum over agents
+        return jnp.sum(jnp.mean(x, axis=(0, 1)))
+
+    actor = per_agent(-jax.lax.stop_gradient(advantage) * log_prob)
+    value = per_agent(advantage**2)
+    ent = per_agent(entropy)
+    total = actor + config.value_coef * value - config.entropy_coef * ent
+    return total, LossInfo(total, actor, value, ent)
+
+
+def clip_by_group_norm(max_norm: float) -> optax.GradientTransformation:
+    """Clips each parameter set (the leading axis of every leaf) to a global norm of `max_norm`.
+
+    SePS clips every agent's model on its own; with stacked sets, one global clip over all of them
+    would let one set's large gradient shrink every other set's step.
+    """
+
+    def update_fn(updates, state, params=None):
+        del params
+        squares = sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(updates))
+        scale = jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(squares), 1e-12))
+        return jax.tree.map(lambda g: g * scale.reshape((-1,) + (1,) * (g.ndim - 1)), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    return optax.chain(clip_by_group_norm(config.max_grad_norm), optax.adam(config.learning_rate, eps=config.adam_eps))

@@ -1,0 +1,154 @@
+"""The one typed configuration of a training run, with the paper's / SePS's defaults.
+
+Every field can be set from the command line (`--set key=value`). `Config.validate()` turns an
+impossible configuration into a `ConfigError` whose one-line message names the field and the
+allowed values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+METHODS = ("adaps", "nops", "fups", "fups_id", "seps", "snp_ps")
+# Methods that run the identity phase (pretraining, VAE, k-means) before RL.
+IDENTITY_METHODS = ("adaps", "seps")
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown configuration value."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # What to train.
+    scenario: str = "bps-15a-3c"
+    method: str = "fups"
+    num_seeds: int = 4
+    seed: int = 0
+    total_steps: int = 2_000_000  # environment steps per seed, summed over the parallel copies
+    num_logs: int = 20  # logging points (chunks of updates) per run
+
+    # A2C as in the SePS reference code.
+    num_envs: int = 8
+    n_steps: int = 5
+    gamma: float = 0.99
+    learning_rate: float = 3e-4
+    adam_eps: float = 1e-5
+    entropy_coef: float = 0.01
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden_sizes: tuple[int, ...] = (64, 64)
+
+    # Identity phase (AdaPS, SePS): pretraining with a shared policy, then the VAE and k-means.
+    pretrain_steps: int = 10_000  # environment steps, counted in the run's budget
+    latent_size: int = 10
+    num_clusters: int | None = None  # K; None chooses K by the Davies-Bouldin score
+    max_clusters: int = 5  # upper bound of the Davies-Bouldin search (and of SePS's networks)
+    kmeans_restarts: int = 10
+    vae_epochs: int = 10
+    vae_batch_size: int = 128
+    vae_learning_rate: float = 3e-4
+    vae_kl_weight: float = 1e-4
+
+    # Masks.
+    mask_threshold: float = 0.2  # lambda of AdaPS
+    pruning_rate: float = 0.5  # SNP-PS: fraction of hidden neurons each agent drops
+
+    # Diagnostics.
+    diversity_observations: int = 256  # shared observations for the policy-diversity figure
+    diversity_max_agents: int = 64  # agents compared pairwise (a fixed subset beyond this)
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.n_steps
+
+    @property
+    def pretrain_updates(self) -> int:
+        if self.method not in IDENTITY_METHODS:
+            return 0
+        return max(1, -(-self.pretrain_steps // self.steps_per_update))
+
+    @property
+    def updates_per_log(self) -> int:
+        rl_steps = self.total_steps - self.pretrain_updates * self.steps_per_update
+        return max(1, rl_steps // (self.steps_per_update * self.num_logs))
+
+    @property
+    def num_updates(self) -> int:
+        return self.updates_per_log * self.num_logs
+
+    def validate(self, num_agents: int | None = None) -> "Config":
+        """Raises ConfigError for the first impossible value; returns self when all is well."""
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; allowed: {', '.join(METHODS)}")
+        positive = ("num_seeds", "total_steps", "num_logs", "num_envs", "n_steps", "latent_size",
+                    "max_clusters", "kmeans_restarts", "vae_epochs", "vae_batch_size",
+                    "diversity_observations", "diversity_max_agents")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        limits = {"num_seeds": 4096, "num_envs": 65536, "total_steps": 10**12}
+        for name, limit in limits.items():
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{name}={getattr(self, name)} is absurd; allowed: 1..{limit}")
+        for name in ("gamma",):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("mask_threshold", "pruning_rate"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in the open interval (0, 1), got {getattr(self, name)}")
+        for name in ("learning_rate", "adam_eps", "max_grad_norm", "vae_learning_rate"):
+            if not getattr(self, name) > 0.0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("entropy_coef", "value_coef", "vae_kl_weight", "pretrain_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        rl_steps = self.total_steps - self.pretrain_updates * self.steps_per_update
+        if rl_steps < self.steps_per_update * self.num_logs:
+            raise ConfigError(
+                f"total_steps={self.total_steps} leaves too few steps for {self.num_logs} logging points of "
+                f"{self.steps_per_update} steps after {self.pretrain_updates * self.steps_per_update} "
+                f"pretraining steps; raise total_steps or lower num_logs"
+            )
+        if self.num_clusters is not None and self.num_clusters < 1:
+            raise ConfigError(f"num_clusters must be a positive integer or None, got {self.num_clusters}")
+        if num_agents is not None:
+            if self.num_clusters is not None and self.num_clusters > num_agents:
+                raise ConfigError(
+                    f"num_clusters={self.num_clusters} is larger than the {num_agents} agents; allowed: 1..{num_agents}"
+                )
+        return self
+
+
+def field_types() -> dict[str, type]:
+    """Each config field's type (used to parse `--set key=value`)."""
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def parse_value(name: str, text: str):
+    """Parses the text of `--set name=text` into the field's type; ConfigError when it cannot."""
+    types = field_types()
+    if name not in types:
+        raise ConfigError(f"unknown config field {name!r}; allowed: {', '.join(types)}")
+    kind = types[name]
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1")
+        if kind == tuple[int, ...]:
+            return tuple(int(x) for x in text.replace("(", "").replace(")", "").split(",") if x.strip())
+        if kind == (int | None):
+            return None if text.lower() in ("none", "auto") else int(text)
+        if kind is int:
+            return int(float(text)) if "e" in text.lower() else int(text)
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"cannot read {name}={text!r} as {getattr(kind, '__name__', kind)}") from None

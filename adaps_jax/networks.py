@@ -1,0 +1,90 @@
+"""The masked actor-critic shared by all six methods.
+
+Actor and critic are separate MLPs (64-64 ReLU by default, orthogonal init with gain sqrt(2), actor
+head 0.01, critic head 1), as in the SePS reference code. Parameters carry a leading axis of
+`num_param_sets`; each agent uses set `plan.param_group[agent]` and, when the method has masks,
+multiplies its hidden activations by its own boolean neuron masks (equal to f(x; phi * M), see
+`adaps_jax.masks.apply_neuron_masks`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adaps_jax.methods import MethodSpec, SharingPlan
+
+
+class MaskedMLP(nn.Module):
+    """ReLU MLP whose hidden activations are multiplied by optional neuron masks."""
+
+    hidden_sizes: Sequence[int]
+    output_size: int
+    output_gain: float
+
+    @nn.compact
+    def __call__(self, x: chex.Array, masks: Sequence[chex.Array] = ()) -> chex.Array:
+        for i, width in enumerate(self.hidden_sizes):
+            x = nn.relu(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            if masks:
+                x = x * masks[i]
+        return nn.Dense(self.output_size, kernel_init=nn.initializers.orthogonal(self.output_gain))(x)
+
+
+class ActorCritic:
+    """Policy logits and values for every agent at once, under a method's sharing plan.
+
+    Observations have shape (..., N, D); outputs (..., N, A) logits and (..., N) values.
+    """
+
+    def __init__(self, spec: MethodSpec, num_agents: int, obs_dim: int, num_actions: int, hidden_sizes: Sequence[int]):
+        self.spec = spec
+        self.num_agents = num_agents
+        self.input_dim = obs_dim + (num_agents if spec.add_agent_id else 0)
+        self.actor = MaskedMLP(tuple(hidden_sizes), num_actions, 0.01)
+        self.critic = MaskedMLP(tuple(hidden_sizes), 1, 1.0)
+
+    def init(self, key: chex.PRNGKey) -> dict:
+        """Independently initialised parameter sets, stacked on a leading axis."""
+        dummy = jnp.zeros((1, self.input_dim))
+        keys = jax.random.split(key, 2 * self.spec.num_param_sets).reshape(2, self.spec.num_param_sets, -1)
+        return {
+            "actor": jax.vmap(lambda k: self.actor.init(k, dummy))(keys[0]),
+            "critic": jax.vmap(lambda k: self.critic.init(k, dummy))(keys[1]),
+        }
+
+    def inputs(self, obs: chex.Array) -> chex.Array:
+        if not self.spec.add_agent_id:
+            return obs
+        ids = jnp.broadcast_to(jnp.eye(self.num_agents, dtype=obs.dtype), obs.shape[:-1] + (self.num_agents,))
+        return jnp.concatenate([obs, ids], axis=-1)
+
+    def _apply(self, module: MaskedMLP, params: dict, plan: SharingPlan, masks: tuple, obs: chex.Array) -> chex.Array:
+        x = self.inputs(obs)
+        masks = masks if self.spec.uses_masks else ()
+        if self.spec.num_param_sets == 1:
+            return module.apply(jax.tree.map(lambda p: p[0], params), x, masks)
+        # One parameter set per agent: gather each agent's set, then a batched matmul over agents.
+        per_agent = jax.tree.map(lambda p: p[plan.param_group], params)
+        return jax.vmap(module.apply, in_axes=(0, -2, 0), out_axes=-2)(per_agent, x, masks)
+
+    def logits(self, params: dict, plan: SharingPlan, obs: chex.Array) -> chex.Array:
+        return self._apply(self.actor, params["actor"], plan, plan.actor_masks, obs)
+
+    def values(self, params: dict, plan: SharingPlan, obs: chex.Array) -> chex.Array:
+        return self._apply(self.critic, params["critic"], plan, plan.critic_masks, obs)[..., 0]
+
+
+def masked_logits(logits: chex.Array, action_mask: chex.Array) -> chex.Array:
+    """Invalid actions get a large negative logit (not -inf, which would make NaN gradients)."""
+    return jnp.where(action_mask, logits, -1e9)
+
+
+def count_parameters(params: dict, used_sets: int) -> int:
+    """Trainable parameters of the sets that agents actually use."""
+    per_set = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
+    return per_set * used_sets

@@ -1,0 +1,93 @@
+"""The results folder: atomic file writes, metrics rows and the per-method summary.
+
+Layout of a run folder:
+    config.json       the resolved run (methods, seeds, every config field, code version)
+    metrics.csv       one row per method, seed and logging point
+    summary.json      per method: final returns, model size, clusters, diversity, wall time
+    checkpoints/      the latest state of every method (see experiments.checkpoint)
+    plots/            learning curves and model sizes (experiments.plot)
+Every file is written to a temporary name and renamed, so a reader (or a kill -9) never sees
+half a file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+METRIC_FIELDS = ["method", "seed", "log", "env_steps", "wall_seconds", "episodes", "return_mean",
+                 "entropy", "actor_loss", "value_loss"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file, fsync and rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _jsonable(x: Any) -> Any:
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def write_metrics(path: Path, rows: list[dict], type_columns: Iterable[str]) -> None:
+    fields = METRIC_FIELDS + list(type_columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in fields})
+    write_atomic(path, buffer.getvalue())
+
+
+def _cell(x: Any) -> Any:
+    if isinstance(x, float):
+        return "" if math.isnan(x) else repr(round(x, 6))
+    return "" if x is None else x
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Rows of a metrics.csv with numbers parsed (missing values as NaN)."""
+    if not Path(path).exists():
+        return []
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    parsed = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key == "method":
+                out[key] = value
+            elif key in ("seed", "log", "env_steps", "episodes"):
+                out[key] = int(value)
+            else:
+                out[key] = float(value) if value != "" else math.nan
+        parsed.append(out)
+    return parsed
+
+
+def last_finite(values: list[float]) -> float:
+    """The last logged value that is a number (a logging point may close no episode)."""
+    for v in reversed(values):
+        if not math.isnan(v):
+            return v
+    return math.nan
