@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -310,8 +312,30 @@ def machine_info() -> dict[str, Any]:
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(d) for d in jax.devices()],
         "packages": {p: version(p) for p in ("numpy", "jumanji", "rware", "lbforaging", "mpe2", "pettingzoo")},
+        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def code_info() -> dict[str, Any]:
+    """Which environment code was measured: git HEAD, and a hash of each envs/*.py (and if it is uncommitted)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", "envs") or ""
+    changed = sorted(line[3:] for line in status.splitlines() if line.strip())
+    sources = {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted((root / "envs").glob("*.py"))
+    }
+    return {"git_head": git("rev-parse", "HEAD"), "env_sources_sha256": sources,
+            "env_sources_uncommitted": changed}
 
 
 def _rate(measurements, env: str, batch: int, key: str = "env_steps_per_s") -> float | None:
@@ -352,6 +376,7 @@ def compute_ratios(measurements: list[dict], batches) -> dict[str, Any]:
 def build_report(measurements: list[dict], batches, settings: Settings, env_status: dict[str, str]) -> dict:
     return {
         "machine": machine_info(),
+        "code": code_info(),
         "settings": {
             "batches": list(batches), "repeats": settings.repeats, "min_run_s": settings.min_run_s,
             "scan_steps": {str(b): settings.steps_for(b) for b in batches},
@@ -395,13 +420,21 @@ Notes
 """
 
 
+def _load(machine: dict) -> str:
+    load = machine.get("load_average_1_5_15min")
+    return "n/a" if not load else " / ".join(f"{x:.1f}" for x in load) + " (1/5/15 min)"
+
+
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
         "# Environment stepping speed",
         "",
         f"{m['date']} · {m['cpu_model']} · {m['cpus_usable']} usable of {m['cpu_count']} cores · "
-        f"jax {m['jax']} ({m['jax_backend']})",
+        f"jax {m['jax']} ({m['jax_backend']}) · load average at the end {_load(m)}",
+        "",
+        f"Code: git {str(report['code']['git_head'])[:10]}; envs/ files uncommitted when measured: "
+        f"{', '.join(report['code']['env_sources_uncommitted']) or 'none'}",
         "",
         "Our environments: " + ", ".join(f"{k}: {v}" for k, v in report["our_envs"].items()),
         "",
@@ -496,8 +529,10 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         batches = (1, 64) if args.quick else DEFAULT_BATCHES
     start = time.perf_counter()
+    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     report = run(batches, settings)
     report["settings"]["wall_s"] = round(time.perf_counter() - start, 1)
+    report["machine"]["load_average_at_start"] = load_at_start
     json_path, md_path = write_outputs(report, args.out)
     print()
     print(to_markdown(report))

@@ -35,7 +35,8 @@ def test_measure_bps_and_report(tmp_path):
     report = bench_envs.build_report(measurements, (1,), bench_envs.QUICK, {"bps-15a-3c": "measured"})
     json_path, md_path = bench_envs.write_outputs(report, tmp_path)
     loaded = json.loads(json_path.read_text())
-    assert set(loaded) >= {"machine", "settings", "our_envs", "measurements", "ratios"}
+    assert set(loaded) >= {"machine", "code", "settings", "our_envs", "measurements", "ratios"}
+    assert "envs/bps.py" in loaded["code"]["env_sources_sha256"]
     assert set(loaded["machine"]) >= {"cpu_model", "cpu_count", "jax", "date"}
     assert loaded["machine"]["cpu_count"] >= 1
     assert loaded["measurements"][0]["env_steps_per_s"] == m["env_steps_per_s"]
