@@ -1,0 +1,150 @@
+"""Play one episode with a trained policy from a results folder and save it as a GIF.
+
+    python -m experiments.render results/bps-15a-3c-quick                      # first finished method, seed 0
+    python -m experiments.render results/bps-15a-3c-quick --method adaps --seed 2 --greedy --out adaps.gif
+
+Loads the run's config.json and the method's latest checkpoint (`checkpoints/<method>`), takes one
+seed's parameters and sharing plan, and plays one full episode of a fresh environment copy: every
+agent samples from its policy (or takes its most likely valid action with --greedy). Prints the
+GIF's path and the episode's team return (rewards summed over agents and steps).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import envs
+from adaps_jax.config import ConfigError
+from adaps_jax.networks import masked_logits
+from adaps_jax.trainer import make_train, seed_keys
+from experiments import checkpoint, results
+from experiments.run import UsageError, _config_from_dict, code_version
+
+EXIT_BAD_INPUT = 2
+
+
+def load_run(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such results folder")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UsageError(f"{folder}: not a results folder (no config.json)")
+    try:
+        run = results.read_json(path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{folder}: config.json is unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
+    missing = [k for k in ("scenario", "methods", "config") if not isinstance(run, dict) or k not in run]
+    if missing:
+        raise UsageError(f"{folder}: config.json lacks {', '.join(missing)} (not written by experiments.run)")
+    return run
+
+
+def choose_method(folder: Path, run: dict, method: str | None) -> str:
+    methods = list(run["methods"])
+    if method is not None:
+        if method not in methods:
+            raise UsageError(f"method {method!r} is not in the run {folder}; its methods: {', '.join(methods)}")
+        return method
+    summary = {}
+    if (folder / "summary.json").is_file():
+        try:
+            summary = results.read_json(folder / "summary.json")
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{folder}: summary.json is unreadable ({err}); choose one with --method".splitlines()[0]) from None
+    finished = [m for m in methods if m in summary]
+    if not finished:
+        raise UsageError(f"no method of {folder} has finished; choose one with --method ({', '.join(methods)})")
+    return finished[0]
+
+
+def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[list, float]:
+    """One full episode of a fresh environment copy under the policy; its states and team return."""
+    env, network = trainer.env, trainer.network
+
+    @jax.jit
+    def act(obs, key):
+        logits = masked_logits(network.logits(params, plan, obs.agents_view), obs.action_mask)
+        return jnp.argmax(logits, axis=-1) if greedy else jax.random.categorical(key, logits)
+
+    step = jax.jit(env.step)
+    reset_key, key = jax.random.split(key)
+    state, ts = jax.jit(env.reset)(reset_key)
+    states = [jax.device_get(state)]
+    team_return = 0.0
+    for _ in range(env.time_limit):
+        key, act_key = jax.random.split(key)
+        state, ts = step(state, act(ts.observation, act_key))
+        states.append(jax.device_get(state))
+        team_return += float(np.sum(ts.reward))
+        if bool(ts.last()):
+            break
+    return states, team_return
+
+
+def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | None = None, greedy: bool = False,
+           episode_seed: int = 0) -> tuple[Path, float, str, int]:
+    """Writes the GIF; returns its path, the team return, the method and the episode length."""
+    run = load_run(folder)
+    method = choose_method(folder, run, method)
+    if run.get("code_version") != code_version():
+        print(f"warning: {folder} was written by code version {run.get('code_version')}, this is {code_version()}",
+              file=sys.stderr)
+    config = _config_from_dict(run["config"]).replace(method=method)
+    if not 0 <= seed < config.num_seeds:
+        raise UsageError(f"--seed {seed} is out of range; the run has seeds 0..{config.num_seeds - 1}")
+    try:
+        env = envs.make(run["scenario"])
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    trainer = make_train(config, env)
+    ckpt_dir = folder / "checkpoints" / method
+    if not checkpoint.exists(ckpt_dir):
+        raise checkpoint.CheckpointError(f"no checkpoint of {method} in {folder} (expected {ckpt_dir})")
+    keys = seed_keys(config.seed, config.num_seeds)
+    state, _ = checkpoint.restore(ckpt_dir, jax.eval_shape(jax.vmap(trainer.init), keys))
+    params = jax.tree.map(lambda x: x[seed], state.params)
+    plan = jax.tree.map(lambda x: x[seed], state.plan)
+    key = jax.random.fold_in(jax.random.PRNGKey(episode_seed), seed)
+    states, team_return = play_episode(trainer, params, plan, key, greedy)
+    mode = "greedy" if greedy else "sampled"
+    out = Path(out) if out is not None else folder / "plots" / f"episode_{method}_seed{seed}_{mode}.gif"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot write to {out.parent}: {err.strerror or err}") from None
+    path = Path(env.render_episode(states, str(out)))
+    return path, team_return, method, len(states) - 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.render", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("folder", metavar="DIR", help="results folder written by experiments.run")
+    p.add_argument("--method", help="method to play (default: the first finished one in summary.json)")
+    p.add_argument("--seed", type=int, default=0, help="which trained seed's policy (default 0)")
+    p.add_argument("--out", metavar="FILE.gif", help="GIF path (default DIR/plots/episode_<method>_seed<S>_<mode>.gif)")
+    p.add_argument("--greedy", action="store_true", help="take each agent's most likely action instead of sampling")
+    p.add_argument("--episode-seed", type=int, default=0, help="random seed of the episode's start and actions")
+    args = p.parse_args(argv)
+    try:
+        path, team_return, method, length = render(Path(args.folder), args.method, args.seed,
+                                                   Path(args.out) if args.out else None, args.greedy, args.episode_seed)
+    except (UsageError, ConfigError, checkpoint.CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:
+        print(f"error: cannot write {args.out or 'the GIF'}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(path)
+    print(f"team return {team_return:.2f} ({method}, seed {args.seed}, {length} steps, "
+          f"{'greedy' if args.greedy else 'sampled'} actions)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
