@@ -8,28 +8,10 @@ an environment from a scenario name or returns None when the name is not its own
 """
 from __future__ import annotations
 
-from envs import bps
+from envs import bps, crware, lbf
 from envs.core import MultiAgentEnv, Observation
 
-_MODULES = [bps]
-
-
-def _load_optional_modules() -> None:
-    """crware and lbf register themselves here once they exist (keeps `make` in one place)."""
-    import importlib
-
-    for name in ("crware", "lbf"):
-        try:
-            module = importlib.import_module(f"envs.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"envs.{name}":
-                raise
-            continue
-        if module not in _MODULES:
-            _MODULES.append(module)
-
-
-_load_optional_modules()
+_MODULES = [bps, crware, lbf]
 
 
 def names() -> list[str]:
