@@ -1,9 +1,10 @@
 """Checkpoints of a method's vmapped training state, written atomically with orbax.
 
-`checkpoints/<method>/` holds the state after the last finished logging point and `meta.json`
-(the number of logging points done). A new checkpoint is written beside the old one and swapped in
-by renames, so at every instant a complete checkpoint exists (`<method>` or, mid-swap,
-`<method>.old`).
+`checkpoints/<method>/` holds the state after the last finished logging point (orbax, `state/`)
+and `meta.json`: the number of logging points done and the fingerprint of the run that wrote it.
+A new checkpoint is written completely under `<method>.tmp` and swapped in by renames, so at every
+instant, even under kill -9, a complete checkpoint exists: `<method>`, or, between the two
+renames, `<method>.old`. A leftover `<method>.tmp` is incomplete and never read.
 """
 from __future__ import annotations
 
@@ -24,36 +25,71 @@ def _checkpointer() -> ocp.Checkpointer:
     return ocp.Checkpointer(ocp.StandardCheckpointHandler())
 
 
-def save(directory: Path, state: Any, logs_done: int) -> None:
+def _sibling(directory: Path, suffix: str) -> Path:
+    return directory.with_name(directory.name + suffix)
+
+
+def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "") -> None:
     directory = Path(directory)
-    tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
+    tmp, old = _sibling(directory, ".tmp"), _sibling(directory, ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _checkpointer().save(tmp / "state", args=ocp.args.StandardSave(state))
-    (tmp / "meta.json").write_text(json.dumps({"logs_done": logs_done}))
+    (tmp / "meta.json").write_text(json.dumps({"logs_done": logs_done, "fingerprint": fingerprint}))
     if directory.exists():
+        # `old` exists here only half-deleted by an interrupted earlier save (`directory` is complete).
         shutil.rmtree(old, ignore_errors=True)
         directory.rename(old)
     tmp.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def latest(directory: Path) -> Path | None:
+    """The complete checkpoint folder to read (`directory` or, mid-swap, `directory.old`), or None."""
+    directory = Path(directory)
+    for candidate in (directory, _sibling(directory, ".old")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def exists(directory: Path) -> bool:
-    directory = Path(directory)
-    return directory.exists() or directory.with_name(directory.name + ".old").exists()
+    return latest(directory) is not None
 
 
-def restore(directory: Path, abstract_state: Any) -> tuple[Any, int]:
-    """The saved state (shaped like `abstract_state`) and its number of logging points done."""
-    directory = Path(directory)
-    if not directory.exists():
-        directory = directory.with_name(directory.name + ".old")
+def read_meta(directory: Path) -> dict:
+    path = latest(directory)
+    if path is None:
+        raise CheckpointError(f"checkpoint {directory} is missing")
     try:
-        logs_done = int(json.loads((directory / "meta.json").read_text())["logs_done"])
-        state = _checkpointer().restore(directory / "state", args=ocp.args.StandardRestore(abstract_state))
+        meta = json.loads((path / "meta.json").read_text())
+        int(meta["logs_done"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {path} is corrupt: unreadable meta.json ({type(err).__name__}: {err})".splitlines()[0]) from None
+    return meta
+
+
+def restore(directory: Path, abstract_state: Any, fingerprint: str | None = None) -> tuple[Any, int]:
+    """The saved state (shaped like `abstract_state`) and its number of logging points done.
+
+    With `fingerprint`, the checkpoint must have been written by the run of that fingerprint.
+    `abstract_state=None` restores the saved tree as it is (nested dicts of arrays), for inspection.
+    """
+    meta = read_meta(directory)
+    path = latest(directory)
+    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        raise CheckpointError(f"checkpoint {path} was written by a different run configuration or code version; "
+                              "it cannot be resumed by this run")
+    try:
+        args = ocp.args.StandardRestore(abstract_state) if abstract_state is not None else ocp.args.StandardRestore()
+        state = _checkpointer().restore(path / "state", args=args)
     except Exception as err:  # orbax raises many kinds; all mean the same to the user
-        raise CheckpointError(f"checkpoint {directory} is missing or corrupt ({type(err).__name__}: {err})".splitlines()[0]) from err
-    leaves_ok = all(a.shape == b.shape for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(abstract_state)))
-    if not leaves_ok:
-        raise CheckpointError(f"checkpoint {directory} does not match this run's shapes")
-    return state, logs_done
+        raise CheckpointError(f"checkpoint {path} is missing or corrupt ({type(err).__name__}: {err})".splitlines()[0]) from None
+    if abstract_state is not None:
+        fits = jax.tree.structure(state) == jax.tree.structure(abstract_state) and all(
+            a.shape == b.shape and a.dtype == b.dtype
+            for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(abstract_state))
+        )
+        if not fits:
+            raise CheckpointError(f"checkpoint {path} does not match this run's shapes")
+    return state, int(meta["logs_done"])

@@ -7,7 +7,8 @@ Layout of a run folder:
     checkpoints/      the latest state of every method (see experiments.checkpoint)
     plots/            learning curves and model sizes (experiments.plot)
 Every file is written to a temporary name and renamed, so a reader (or a kill -9) never sees
-half a file.
+half a file. Metric values are kept to 8 significant digits (`metric_value`) both in memory and
+in metrics.csv, so a run resumed from the file computes exactly what an uninterrupted run does.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Writes `data` as JSON, atomically. NaN or infinity raise ValueError: a missing number is null."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -47,6 +49,11 @@ def _jsonable(x: Any) -> Any:
     if hasattr(x, "tolist"):
         return x.tolist()
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def metric_value(x: float) -> float:
+    """A metric as metrics.csv stores it: 8 significant digits (NaN for a missing value)."""
+    return float(f"{float(x):.8g}")
 
 
 def write_metrics(path: Path, rows: list[dict], type_columns: Iterable[str]) -> None:
@@ -61,7 +68,7 @@ def write_metrics(path: Path, rows: list[dict], type_columns: Iterable[str]) -> 
 
 def _cell(x: Any) -> Any:
     if isinstance(x, float):
-        return "" if math.isnan(x) else repr(round(x, 6))
+        return "" if math.isnan(x) else repr(metric_value(x))
     return "" if x is None else x
 
 

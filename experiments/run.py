@@ -6,68 +6,144 @@
 
 Each method trains all its seeds at once (one jitted, vmapped program); the host only loops over
 logging points to print progress, append metrics and write a checkpoint. Ctrl-C or SIGTERM stops
-after the current logging point with everything written; `--resume DIR` continues exactly.
+after the current logging point with everything written (exit code 130 / 143); a second Ctrl-C
+stops at once, keeping the last checkpoint. `--resume DIR` continues exactly: the resumed run ends
+with the same metrics and parameters as an uninterrupted one. Running the same command again into
+the same folder continues it too; a folder holding a different run is never touched.
+
+Exit codes: 0 done, 1 numerical trouble (a non-finite loss, gradient or parameter) or a failed
+write, 2 bad input (one line on stderr starting with `error:`), 130 / 143 stopped by SIGINT / SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import hashlib
+import json
 import math
+import os
 import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import envs
-from adaps_jax.config import METHODS, Config, ConfigError, parse_value
-from adaps_jax.diagnostics import (diversity_agents, parameters_per_set, plan_mask_overlap, policy_diversity,
-                                   used_parameter_sets)
+from adaps_jax.config import METHODS, Config, ConfigError, field_types, parse_value
+from adaps_jax.diagnostics import diversity_agents, parameters_per_set, policy_diversity, used_parameter_sets
 from adaps_jax.identity import adjusted_rand_index
-from adaps_jax.methods import method_spec
+from adaps_jax.masks import mask_overlap
 from adaps_jax.trainer import make_train, seed_keys
 from experiments import checkpoint, results
 from experiments.presets import ENV_DEFAULT_SCENARIO, PRESETS, env_family
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# What makes two runs the same run (a folder's config.json must match all of it to be continued).
+RUN_IDENTITY = ("scenario", "methods", "config", "code_version")
+# Fields chosen by their own flags, never through --set or a config file.
+FLAG_FIELDS = {"scenario": "--scenario", "method": "--method"}
 
 
 class UsageError(ValueError):
     """Bad input from the command line; reported in one line with exit code 2."""
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss, gradient or parameter."""
+
+
 def code_version() -> str:
-    """A hash of the library and environment sources: resuming needs the same code."""
+    """A hash of the sources that decide a run's numbers: resuming needs the same code."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for path in sorted([*root.glob("adaps_jax/*.py"), *root.glob("envs/*.py")]):
+    paths = [*root.glob("adaps_jax/*.py"), *root.glob("envs/*.py"),
+             *(root / "experiments" / name for name in ("run.py", "checkpoint.py", "results.py"))]
+    for path in sorted(paths):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def fingerprint(run: dict, method: str) -> str:
+    """Identifies the run and method a checkpoint belongs to."""
+    identity = {key: run[key] for key in ("scenario", "config", "code_version")}
+    return hashlib.sha256(json.dumps([identity, method], sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---- the command line ----------------------------------------------------------------------------
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit code 2 like every other bad input
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    """A positive integer; accepts `2e6` and `2_000_000`."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        value = int(number) if math.isfinite(number) and number == int(number) else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="python -m experiments.run", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Config fields for --set: " + ", ".join(f.name for f in dataclasses.fields(Config)),
     )
     p.add_argument("--env", choices=sorted(ENV_DEFAULT_SCENARIO), help="environment family, with its default scenario")
     p.add_argument("--scenario", help="scenario name (see envs.names()); overrides --env's default")
-    p.add_argument("--method", nargs="+", default=["all"], metavar="METHOD",
-                   help=f"one or more of: all, {', '.join(METHODS)} (default all)")
-    p.add_argument("--seeds", type=int, help="number of seeds trained together (default 4)")
-    p.add_argument("--steps", type=int, help="environment steps per seed, pretraining included")
-    p.add_argument("--num-envs", type=int, help="parallel environment copies per seed (default 8)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="step budget (default quick)")
+    p.add_argument("--method", nargs="+", metavar="METHOD", help=f"one or more of: all, {', '.join(METHODS)} (default all)")
+    p.add_argument("--seeds", type=_positive_int, help="number of seeds trained together (default 4)")
+    p.add_argument("--steps", type=_positive_int, help="environment steps per seed, pretraining included")
+    p.add_argument("--num-envs", type=_positive_int, help="parallel environment copies per seed (default 8)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="step budget (default quick)")
     p.add_argument("--out", help="results folder (default results/<scenario>-<preset>)")
-    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR (other flags are ignored)")
+    p.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR, as configured there")
     p.add_argument("--config", metavar="FILE", help="JSON file of config fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set any config field")
     p.add_argument("--tensorboard", action="store_true", help="also log to DIR/tensorboard (needs tensorboardX)")
+    p.add_argument("--no-plots", action="store_true", help="do not draw DIR/plots at the end")
     return p
+
+
+def _typed(name: str, value, where: str):
+    """A config field's value from JSON, checked against the field's type."""
+    types = field_types()
+    if name not in types:
+        raise UsageError(f"unknown config field {name!r} {where}; allowed: {', '.join(types)}")
+    kind = types[name]
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind is int and is_int or kind is str and isinstance(value, str):
+        return value
+    if kind is float and (is_int or isinstance(value, float)):
+        return float(value)
+    if kind == (int | None) and (is_int or value is None):
+        return value
+    if kind == tuple[int, ...] and isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    raise UsageError(f"config field {name} {where} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def _check_finite(fields: dict) -> None:
+    for name, value in fields.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{name} must be a finite number, got {value}")
 
 
 def resolve_run(args: argparse.Namespace) -> dict:
@@ -78,38 +154,52 @@ def resolve_run(args: argparse.Namespace) -> dict:
     try:
         env = envs.make(scenario)
     except ValueError as err:
-        raise UsageError(str(err)) from None
-    family = env_family(scenario)
-    methods = list(METHODS) if "all" in args.method else args.method
-    for m in methods:
-        if m not in METHODS:
+        raise UsageError(str(err).splitlines()[0]) from None
+    requested = args.method or ["all"]
+    for m in requested:
+        if m != "all" and m not in METHODS:
             raise UsageError(f"unknown method {m!r}; allowed: all, {', '.join(METHODS)}")
-    fields: dict = {"scenario": scenario, **PRESETS[args.preset].get(family, {})}
+    methods = list(METHODS) if "all" in requested else list(dict.fromkeys(requested))
+    preset = args.preset or "quick"
+    fields: dict = {"scenario": scenario, **PRESETS[preset].get(env_family(scenario), {})}
     if args.config:
         try:
             loaded = results.read_json(Path(args.config))
         except (OSError, ValueError) as err:
-            raise UsageError(f"cannot read config file {args.config}: {err}") from None
-        known = {f.name for f in dataclasses.fields(Config)}
-        unknown = set(loaded) - known
-        if unknown:
-            raise UsageError(f"unknown config field(s) {sorted(unknown)} in {args.config}; allowed: {', '.join(sorted(known))}")
-        fields.update({k: tuple(v) if isinstance(v, list) else v for k, v in loaded.items()})
+            raise UsageError(f"cannot read config file {args.config}: {err}".splitlines()[0]) from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"config file {args.config} must hold a JSON object of config fields, "
+                             f"got a {type(loaded).__name__}")
+        for name, value in loaded.items():
+            if name in FLAG_FIELDS:
+                raise UsageError(f"config file {args.config} sets {name}; choose it with {FLAG_FIELDS[name]}")
+            fields[name] = _typed(name, value, f"in {args.config}")
     for flag, name in (("seeds", "num_seeds"), ("steps", "total_steps"), ("num_envs", "num_envs")):
         if getattr(args, flag) is not None:
             fields[name] = getattr(args, flag)
     for item in args.set:
-        if "=" not in item:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
             raise UsageError(f"--set needs KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        fields[key.strip()] = parse_value(key.strip(), value.strip())
-    if fields.get("method", methods[0]) != methods[0] and "method" in fields:
-        raise UsageError("choose methods with --method, not a config field")
+        if key in FLAG_FIELDS:
+            raise UsageError(f"--set {key}=... is not allowed; choose the {key} with {FLAG_FIELDS[key]}")
+        try:
+            fields[key] = parse_value(key, value.strip())
+        except OverflowError:
+            raise UsageError(f"cannot read {key}={value.strip()!r}: the number is too large") from None
+        except ConfigError as err:
+            if key not in field_types():
+                raise
+            default = getattr(Config(), key)
+            example = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            raise UsageError(f"{err}; for example {key}={example}") from None
     base = Config(**fields)
     for m in methods:
         base.replace(method=m).validate(env.num_agents)
-    out = Path(args.out or f"results/{scenario}-{args.preset}")
-    return {"scenario": scenario, "preset": args.preset, "methods": methods, "out": str(out),
+    _check_finite(fields)  # what validate() lets through: NaN or infinite coefficients
+    out = Path(args.out or f"results/{scenario}-{preset}")
+    return {"scenario": scenario, "preset": preset, "methods": methods, "out": str(out),
             "config": _config_dict(base), "code_version": code_version(), "tensorboard": args.tensorboard}
 
 
@@ -121,35 +211,94 @@ def _config_from_dict(fields: dict) -> Config:
     return Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
-def prepare_folder(run: dict, resuming: bool) -> Path:
+def _differences(old: dict, new: dict) -> list[str]:
+    """The run-identity keys (config fields named one by one) in which two runs differ."""
+    diff = []
+    for key in RUN_IDENTITY:
+        if key == "config" and isinstance(old.get(key), dict):
+            diff += [f"config.{k}" for k in sorted(set(old[key]) | set(new[key])) if old[key].get(k) != new[key].get(k)]
+        elif old.get(key) != new[key]:
+            diff.append(key)
+    return diff
+
+
+def prepare_folder(run: dict) -> Path:
+    """The output folder of a new run, with its config.json; never touches a folder of another run."""
     out = Path(run["out"])
-    if resuming:
+    config_path = out / "config.json"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; choose a folder")
+    if config_path.exists():
+        try:
+            old = results.read_json(config_path)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{out} holds an unreadable config.json ({err}); choose another --out".splitlines()[0]) from None
+        diff = _differences(old, run) if isinstance(old, dict) else ["everything"]
+        if diff:
+            shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
+            raise UsageError(f"{out} holds a different run (differing in {shown}); choose another --out, "
+                             f"or continue that run with --resume {out}")
+        print(f"{out} already holds this run: continuing it", file=sys.stderr)
         return out
-    if (out / "config.json").exists():
-        old = results.read_json(out / "config.json")
-        if {k: v for k, v in old.items() if k != "out"} != {k: v for k, v in run.items() if k != "out"}:
-            raise UsageError(f"{out} holds a different run; choose another --out or --resume it")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} is a non-empty folder without config.json (not a results folder); "
+                         "choose a new or empty folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        results.write_json(out / "config.json", run)
+        results.write_json(config_path, run)
     except OSError as err:
-        raise UsageError(f"cannot write to output folder {out}: {err.strerror or err}") from None
+        raise UsageError(f"cannot write to output folder {out}: {err.strerror or err}; choose a writable --out") from None
     return out
 
 
-def load_for_resume(directory: str) -> dict:
-    path = Path(directory) / "config.json"
-    if not path.exists():
+def load_for_resume(args: argparse.Namespace) -> dict:
+    """The run stored in the --resume folder, checked against this code."""
+    given = {"--env": args.env, "--scenario": args.scenario, "--method": args.method, "--seeds": args.seeds,
+             "--steps": args.steps, "--num-envs": args.num_envs, "--preset": args.preset, "--out": args.out,
+             "--config": args.config, "--set": args.set}
+    extra = [flag for flag, value in given.items() if value]
+    directory = Path(args.resume)
+    if extra:
+        raise UsageError(f"--resume continues {directory} exactly as its config.json says; drop {', '.join(extra)} "
+                         "(or start a new run with another --out)")
+    path = directory / "config.json"
+    if not path.is_file():
         raise UsageError(f"cannot resume {directory}: no config.json there (not a results folder)")
     try:
         run = results.read_json(path)
-    except ValueError as err:
-        raise UsageError(f"cannot resume {directory}: config.json is corrupt ({err})") from None
+        methods, scenario = run["methods"], run["scenario"]
+        if not isinstance(methods, list) or not methods or any(m not in METHODS for m in methods):
+            raise ValueError(f"methods must be a list of {', '.join(METHODS)}, got {methods!r}")
+        fields = {name: _typed(name, value, "in config.json") for name, value in run["config"].items()}
+        num_agents = envs.make(scenario).num_agents
+        for m in methods:
+            Config(**fields).replace(method=m).validate(num_agents)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UsageError(f"cannot resume {directory}: config.json is corrupt ({type(err).__name__}: {err})".splitlines()[0]) from None
     if run.get("code_version") != code_version():
         raise UsageError(f"cannot resume {directory}: it was written by code version {run.get('code_version')}, "
-                         f"this is {code_version()}; rerun it from scratch")
-    run["out"] = str(Path(directory))
+                         f"this is {code_version()}; rerun it from scratch into another --out")
+    run["out"] = str(directory)
+    run["tensorboard"] = bool(run.get("tensorboard")) or args.tensorboard
     return run
+
+
+@contextmanager
+def folder_lock(out: Path):
+    """One process at a time per results folder: a lock on the folder itself, which the system
+    releases with the process, even on kill -9."""
+    handle = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{out} is in use by another running experiments.run; wait for it or stop it") from None
+        yield
+    finally:
+        os.close(handle)
+
+
+# ---- progress and signals ------------------------------------------------------------------------
 
 
 class Progress:
@@ -183,22 +332,71 @@ def _duration(seconds: float) -> str:
 
 
 class StopRequest:
-    """Turns Ctrl-C and SIGTERM into a flag checked after each logging point."""
+    """Turns Ctrl-C and SIGTERM into a flag checked before each logging point's chunk.
+
+    The handler runs even while the host waits for XLA (jax's waits check for signals); it writes
+    with os.write, which is safe while the main thread is itself printing. A second signal raises
+    KeyboardInterrupt: stop at once, keeping the last checkpoint.
+    """
 
     def __init__(self):
         self.signal: int | None = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop now, the last checkpoint stays
-            raise KeyboardInterrupt
+        first = self.signal is None
         self.signal = signum
-        print("\nstopping after the current logging point (press Ctrl-C again to stop at once)", file=sys.stderr)
+        if not first:
+            raise KeyboardInterrupt
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping after the current logging point "
+                    "(press Ctrl-C again to stop at once)\n".encode())
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def exit_code(self) -> int:
+        return 128 + (self.signal or signal.SIGINT)
 
 
-class NonFiniteError(RuntimeError):
-    pass
+# ---- training ------------------------------------------------------------------------------------
+
+
+def _checked_chunk(trainer):
+    """The trainer's chunk, also reporting whether every parameter is still finite."""
+
+    def chunk(state):
+        state, metrics = trainer.train_chunk(state)
+        finite = jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(state.params)]).all()
+        return state, metrics, finite
+
+    return chunk
+
+
+def _check_rows(rows: list[dict], method: str, num_seeds: int, logs_done: int, ckpt_dir: Path) -> None:
+    """metrics.csv must hold every row the checkpoint has done, and at most one logging point more
+    (written just before a checkpoint that a kill interrupted)."""
+    mine = {(r["seed"], r["log"]) for r in rows if r["method"] == method}
+    ahead = max((log for _, log in mine), default=-1)
+    if ahead > logs_done:
+        raise checkpoint.CheckpointError(
+            f"metrics.csv has {ahead + 1} logging points of {method} but its checkpoint {ckpt_dir} "
+            f"{'is missing' if not checkpoint.exists(ckpt_dir) else f'has only {logs_done}'}; cannot resume")
+    missing = [(s, log) for s in range(num_seeds) for log in range(logs_done) if (s, log) not in mine]
+    if missing:
+        raise checkpoint.CheckpointError(
+            f"metrics.csv lacks {len(missing)} rows of {method} (seed, log) such as {missing[0]} that its checkpoint "
+            f"{ckpt_dir} has done; cannot resume")
 
 
 def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: StopRequest, writer) -> dict | None:
@@ -208,86 +406,103 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
     trainer = make_train(config, env)
     keys = seed_keys(config.seed, config.num_seeds)
     init = jax.jit(jax.vmap(trainer.init))
-    chunk = jax.jit(jax.vmap(trainer.train_chunk), donate_argnums=0)
+    chunk = jax.jit(jax.vmap(_checked_chunk(trainer)), donate_argnums=0)
     ckpt_dir = out / "checkpoints" / method
-    mine = [r for r in rows if r["method"] == method]
+    mark = fingerprint(run, method)
+    state, logs_done = None, 0
     if checkpoint.exists(ckpt_dir):
-        state, logs_done = checkpoint.restore(ckpt_dir, jax.eval_shape(init, keys))
-        rows[:] = [r for r in rows if r["method"] != method or r["log"] < logs_done]
-        mine = [r for r in rows if r["method"] == method]
-    else:
-        state, logs_done = init(keys), 0
-        rows[:] = [r for r in rows if r["method"] != method]
-        mine = []
-    wall_before = max((r["wall_seconds"] for r in mine), default=0.0)
+        state, logs_done = checkpoint.restore(ckpt_dir, jax.eval_shape(init, keys), mark)
+    _check_rows(rows, method, config.num_seeds, logs_done, ckpt_dir)
+    rows[:] = [r for r in rows if r["method"] != method or r["log"] < logs_done]
+    if state is None:
+        state = init(keys)  # AdaPS and SePS run their identity phase here: worth a checkpoint
+        checkpoint.save(ckpt_dir, state, 0, mark)
+    wall_before = max((r["wall_seconds"] for r in rows if r["method"] == method), default=0.0)
     started = time.time()
     progress = Progress(method, trainer.env_steps(config.num_logs), trainer.env_steps(logs_done))
     type_names = [f"return_type_{t}" for t in range(env.num_types)]
-    for log in range(logs_done, config.num_logs):
-        state, metrics = chunk(state)
-        m = jax.device_get(metrics)
-        bad = np.flatnonzero(m.first_nonfinite_update >= 0)
-        if bad.size:
-            seed = int(bad[0])
-            raise NonFiniteError(f"non-finite loss or gradient: method {method}, seed {seed}, update "
-                                 f"{int(m.first_nonfinite_update[seed])}; the last good checkpoint is kept in {ckpt_dir}")
-        wall = wall_before + time.time() - started
-        for seed in range(config.num_seeds):
-            episodes = int(m.episodes[seed])
-            mean = float(m.return_sum[seed]) / episodes if episodes else math.nan
-            row = {"method": method, "seed": seed, "log": log, "env_steps": trainer.env_steps(log + 1),
-                   "wall_seconds": wall, "episodes": episodes, "return_mean": mean,
-                   "entropy": float(m.entropy[seed]), "actor_loss": float(m.actor_loss[seed]),
-                   "value_loss": float(m.value_loss[seed])}
-            for t, name in enumerate(type_names):
-                row[name] = float(m.type_return_sum[seed, t]) / episodes if episodes else math.nan
-            rows.append(row)
-        results.write_metrics(out / "metrics.csv", rows, type_names)
-        checkpoint.save(ckpt_dir, state, log + 1)
-        finished = [r["return_mean"] for r in rows if r["method"] == method and r["log"] == log]
-        progress.update(trainer.env_steps(log + 1), float(np.nanmean(finished)) if not all(map(math.isnan, finished)) else math.nan)
-        if writer is not None:
-            writer.log(method, trainer.env_steps(log + 1), finished)
-        if stop.signal is not None and log + 1 < config.num_logs:
-            progress.close()
-            return None
-    progress.close()
+    try:
+        for log in range(logs_done, config.num_logs):
+            if stop.requested:
+                return None
+            state, metrics, params_finite = chunk(state)
+            m, params_finite = jax.device_get((metrics, params_finite))
+            _raise_if_nonfinite(m, params_finite, method, log, config, ckpt_dir)
+            wall = wall_before + time.time() - started
+            finished = []
+            for seed in range(config.num_seeds):
+                episodes = int(m.episodes[seed])
+                row = {"method": method, "seed": seed, "log": log, "env_steps": trainer.env_steps(log + 1),
+                       "wall_seconds": wall, "episodes": episodes,
+                       "return_mean": float(m.return_sum[seed]) / episodes if episodes else math.nan,
+                       "entropy": float(m.entropy[seed]), "actor_loss": float(m.actor_loss[seed]),
+                       "value_loss": float(m.value_loss[seed])}
+                for t, name in enumerate(type_names):
+                    row[name] = float(m.type_return_sum[seed, t]) / episodes if episodes else math.nan
+                # Kept as metrics.csv stores them, so a resumed run computes what an uninterrupted one does.
+                rows.append({k: results.metric_value(v) if isinstance(v, float) else v for k, v in row.items()})
+                finished.append(rows[-1]["return_mean"])
+            results.write_metrics(out / "metrics.csv", rows, type_names)  # before the checkpoint: see _check_rows
+            checkpoint.save(ckpt_dir, state, log + 1, mark)
+            numbers = [f for f in finished if not math.isnan(f)]
+            progress.update(trainer.env_steps(log + 1), float(np.mean(numbers)) if numbers else math.nan)
+            if writer is not None:
+                writer.log(method, trainer.env_steps(log + 1), finished)
+    finally:
+        progress.close()
     return summarise(trainer, env, config, state, rows, wall_before + time.time() - started)
 
 
+def _raise_if_nonfinite(m, params_finite: np.ndarray, method: str, log: int, config: Config, ckpt_dir: Path) -> None:
+    """Stops the run at the first non-finite loss, gradient or parameter (its chunk is not saved)."""
+    bad_loss = m.first_nonfinite_update >= 0
+    if not bad_loss.any() and params_finite.all():
+        return
+    if bad_loss.any():
+        update = np.where(bad_loss, m.first_nonfinite_update, np.iinfo(np.int32).max)
+        seed, what = int(np.argmin(update)), "loss or gradient"
+        at = int(update[seed])
+    else:
+        seed, what = int(np.argmin(params_finite)), "parameters"
+        at = (log + 1) * config.updates_per_log - 1
+    raise NonFiniteError(
+        f"non-finite {what} in method {method}, seed {seed}, update {at} (logging point {log}); stopped, keeping "
+        f"the last good checkpoint (after {log} logging points) in {ckpt_dir} and metrics.csv up to it")
+
+
 def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float) -> dict:
-    """The summary.json entry of a finished method."""
+    """The summary.json entry of a finished method. A seed that logged no return is None, never NaN."""
     method = config.method
     final = []
     for seed in range(config.num_seeds):
         values = [r["return_mean"] for r in rows if r["method"] == method and r["seed"] == seed]
         final.append(results.last_finite(values))
+    finite_final = [f for f in final if not math.isnan(f)]
     per_set = parameters_per_set(trainer.network)
     fups_per_set = parameters_per_set(make_train(config.replace(method="fups"), env).network)
-    num_clusters = [int(k) for k in np.asarray(state.plan.num_clusters)]
+    plan = jax.device_get(state.plan)
+    num_clusters = [int(k) for k in plan.num_clusters]
     params = [per_set * used_parameter_sets(method, env.num_agents, k) for k in num_clusters]
-    agents = diversity_agents(env.num_agents, config.diversity_max_agents)
-    diversity = []
-    for seed in range(config.num_seeds):
-        seed_state = jax.tree.map(lambda x: x[seed], state)
-        pool = np.asarray(seed_state.obs.agents_view).reshape(-1, env.obs_dim)[: config.diversity_observations]
-        diversity.append(float(policy_diversity(trainer.network, seed_state.params, seed_state.plan, pool, agents)))
+    agents = jnp.asarray(diversity_agents(env.num_agents, config.diversity_max_agents))
+    pools = state.obs.agents_view.reshape(config.num_seeds, -1, env.obs_dim)[:, : config.diversity_observations]
+    diversity = jax.jit(jax.vmap(lambda p, seed_plan, pool: policy_diversity(trainer.network, p, seed_plan, pool, agents)))(
+        state.params, state.plan, pools)
+    diversity = [float(d) for d in np.asarray(diversity)]
     clusters = ari = overlap = None
     if method in ("adaps", "seps"):
-        clusters = np.asarray(state.plan.cluster).tolist()
+        clusters = np.asarray(plan.cluster).tolist()
         ari = [adjusted_rand_index(env.agent_types, c) for c in clusters]
     if trainer.spec.uses_masks:
+        matrices = jax.jit(jax.vmap(lambda p: mask_overlap(tuple(p.actor_masks) + tuple(p.critic_masks))))(state.plan)
         overlap = []
-        for seed in range(config.num_seeds):
-            seed_plan = jax.tree.map(lambda x: x[seed], state.plan)
-            matrix = plan_mask_overlap(seed_plan)
+        for matrix in np.asarray(matrices):
             off = ~np.eye(len(matrix), dtype=bool)
             overlap.append(float(matrix[off].mean()) if off.any() else 1.0)
-    finite_final = [f for f in final if not math.isnan(f)]
     return {
         "final_return_mean": float(np.mean(finite_final)) if finite_final else None,
         "final_return_min": float(np.min(finite_final)) if finite_final else None,
         "final_return_max": float(np.max(finite_final)) if finite_final else None,
+        "final_return_seeds": len(finite_final),  # seeds with a return (the others are None in per_seed)
         "per_seed": [None if math.isnan(f) else f for f in final],
         "env_steps": trainer.env_steps(config.num_logs),
         "params": int(np.max(params)),
@@ -304,50 +519,80 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
     }
 
 
-def execute(run: dict, out: Path) -> int:
+def _describe(method: str, entry: dict) -> str:
+    seeds = len(entry["per_seed"])
+    if entry["final_return_mean"] is None:
+        result = f"no episode finished in any of {seeds} seeds"
+    else:
+        result = (f"final return {entry['final_return_mean']:.2f} [{entry['final_return_min']:.2f}, "
+                  f"{entry['final_return_max']:.2f}] over {entry['final_return_seeds']} of {seeds} seeds")
+    return (f"{method}: {result}, {entry['params']:,} params ({entry['relative_size']:.1f}x FuPS), "
+            f"diversity {entry['policy_diversity_mean']:.3f}")
+
+
+def _read_results(out: Path) -> tuple[list[dict], dict]:
+    """The rows and summary already in a run folder."""
+    try:
+        rows = results.read_metrics(out / "metrics.csv")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"{out}/metrics.csv is corrupt ({type(err).__name__}: {err}); cannot continue this run".splitlines()[0]) from None
+    summary = {}
+    if (out / "summary.json").exists():
+        try:
+            summary = results.read_json(out / "summary.json")
+        except (OSError, ValueError) as err:
+            raise UsageError(f"{out}/summary.json is corrupt ({err}); cannot continue this run".splitlines()[0]) from None
+        if not isinstance(summary, dict):
+            raise UsageError(f"{out}/summary.json is corrupt (not an object of methods); cannot continue this run")
+    return rows, summary
+
+
+def execute(run: dict, out: Path, stop: StopRequest, writer=None, plots: bool = True) -> int:
     """Trains every method of the run that is not finished yet; the process exit code."""
-    rows = results.read_metrics(out / "metrics.csv")
-    summary = results.read_json(out / "summary.json") if (out / "summary.json").exists() else {}
-    stop = StopRequest()
-    writer = _tensorboard(out) if run.get("tensorboard") else None
+    rows, summary = _read_results(out)
+    resume_hint = f"python -m experiments.run --resume {out}"
     try:
         for method in run["methods"]:
             if method in summary:
                 print(f"{method}: already finished, skipped", file=sys.stderr)
                 continue
-            entry = train_method(run, method, out, rows, stop, writer)
+            entry = None if stop.requested else train_method(run, method, out, rows, stop, writer)
             if entry is None:
                 break
             summary[method] = entry
             results.write_json(out / "summary.json", summary)
-            print(f"{method}: final return {entry['final_return_mean']:.2f} "
-                  f"[{entry['final_return_min']:.2f}, {entry['final_return_max']:.2f}] over {len(entry['per_seed'])} seeds, "
-                  f"{entry['params']:,} params ({entry['relative_size']:.1f}x FuPS), diversity {entry['policy_diversity_mean']:.3f}",
-                  file=sys.stderr)
+            print(_describe(method, entry), file=sys.stderr)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nstopped at once; resume from the last checkpoint with: python -m experiments.run --resume {out}", file=sys.stderr)
-        return 130
-    if stop.signal is not None and any(m not in summary for m in run["methods"]):
-        print(f"stopped cleanly; resume with: python -m experiments.run --resume {out}", file=sys.stderr)
-        return 128 + stop.signal
-    _try_plots(out)
-    print("results: " + " | ".join(f"{m} {summary[m]['final_return_mean']:.2f}" for m in run["methods"] if summary[m]["final_return_mean"] is not None)
-          + f"  ({out})")
+        return EXIT_FAILED
+    except OSError as err:
+        print(f"error: cannot write results to {out}: {err}; resume with: {resume_hint}".splitlines()[0], file=sys.stderr)
+        return EXIT_FAILED
+    if any(m not in summary for m in run["methods"]):
+        print(f"stopped cleanly after a logging point; resume with: {resume_hint}", file=sys.stderr)
+        return stop.exit_code()
+    if plots:
+        _try_plots(out)
+    finals = [f"{m} {summary[m]['final_return_mean']:.2f}" if summary[m]["final_return_mean"] is not None else f"{m} n/a"
+              for m in run["methods"]]
+    print("results: " + " | ".join(finals) + f"  ({out})", file=sys.stderr)
     return 0
 
 
-def _tensorboard(out: Path):
+def _summary_writer_class():
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
         raise UsageError("--tensorboard needs tensorboardX: pip install 'adaps-jax[logging]'") from None
+    return SummaryWriter
+
+
+def _tensorboard(out: Path):
+    summary_writer = _summary_writer_class()
 
     class Writer:
         def __init__(self):
-            self.writer = SummaryWriter(str(out / "tensorboard"))
+            self.writer = summary_writer(str(out / "tensorboard"))
 
         def log(self, method: str, steps: int, returns: list[float]) -> None:
             for seed, value in enumerate(returns):
@@ -368,21 +613,33 @@ def _try_plots(out: Path) -> None:
         plot.plot_folders([out], out / "plots")
     except ImportError:
         print("plots skipped: matplotlib is not installed (pip install 'adaps-jax[plots]')", file=sys.stderr)
+    except Exception as err:  # a plotting bug must not turn a finished run into a failure
+        print(f"plots skipped: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.resume:
-            run = load_for_resume(args.resume)
-            out = prepare_folder(run, resuming=True)
-        else:
-            run = resolve_run(args)
-            out = prepare_folder(run, resuming=False)
-        return execute(run, out)
-    except (UsageError, ConfigError, checkpoint.CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    out = None
+    with StopRequest() as stop:
+        try:
+            args = build_parser().parse_args(argv)
+            if args.tensorboard:
+                _summary_writer_class()  # before anything is written
+            if args.resume:
+                run = load_for_resume(args)
+                out = Path(run["out"])
+            else:
+                run = resolve_run(args)
+                out = prepare_folder(run)
+            with folder_lock(out):
+                writer = _tensorboard(out) if run.get("tensorboard") else None
+                return execute(run, out, stop, writer, plots=not args.no_plots)
+        except (UsageError, ConfigError, checkpoint.CheckpointError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:  # a second Ctrl-C (or the first, before the handler was set)
+            hint = f"; resume from the last checkpoint with: python -m experiments.run --resume {out}" if out else ""
+            print(f"\nstopped at once{hint}", file=sys.stderr)
+            return stop.exit_code()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,306 @@
+"""experiments.run survives interruption and numerical trouble, and loses nothing.
+
+The interruption tests start `python -m experiments.run` in subprocesses, interrupt each one (SIGINT,
+SIGTERM, SIGKILL) once it has written k logging points, resume it, and compare the metrics, the
+summary and the final checkpoint with one uninterrupted run. The subprocesses run a snapshot of
+the sources (edits made elsewhere while the tests run cannot change the code version between a
+run and its resume) and share a persistent XLA compilation cache, so each program compiles once.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from adaps_jax import trainer as trainer_module
+from adaps_jax.trainer import ChunkMetrics
+from experiments import checkpoint, results
+from experiments import run as run_module
+
+ROOT = Path(__file__).resolve().parent.parent
+NUM_LOGS = 10
+# 2 copies x 5 steps = 10 steps per update and seed: 2000 steps are 10 logging points of 20 updates.
+TINY = ["--env", "bps", "--seeds", "2", "--num-envs", "2", "--steps", "2000", "--set", "hidden_sizes=16",
+        "--set", f"num_logs={NUM_LOGS}", "--no-plots"]
+FUPS = [*TINY, "--method", "fups"]
+# AdaPS with a short identity phase: 20 pretraining updates, then the same 10 x 20 RL updates.
+ADAPS = [*TINY, "--method", "adaps", "--steps", "2200", "--set", "pretrain_steps=200", "--set", "vae_epochs=2",
+         "--set", "num_clusters=3", "--set", "kmeans_restarts=2"]
+TIMEOUT = 300
+
+
+class Sandbox:
+    """Runs experiments.run in subprocesses on a snapshot of the sources."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.code = root / "code"
+        for package in ("adaps_jax", "envs", "experiments"):
+            shutil.copytree(ROOT / package, self.code / package, ignore=shutil.ignore_patterns("__pycache__"))
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_PLATFORMS": "cpu",
+                    "JAX_COMPILATION_CACHE_DIR": str(root / "xla-cache"),
+                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+    def start(self, args: list[str], log: Path) -> subprocess.Popen:
+        with open(log, "w") as stderr:  # a file, not a pipe: nothing blocks when nobody reads
+            return subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=self.code, env=self.env,
+                                    stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def run(self, args: list[str], log: Path) -> int:
+        proc = self.start(args, log)
+        return proc.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Sandbox:
+    return Sandbox(tmp_path_factory.mktemp("reliability"))
+
+
+def _finished_run(sandbox: Sandbox, args: list[str], name: str) -> Path:
+    out = sandbox.root / name
+    code = sandbox.run([*args, "--out", str(out)], sandbox.root / f"{name}.log")
+    assert code == 0, (sandbox.root / f"{name}.log").read_text()
+    return out
+
+
+@pytest.fixture(scope="module")
+def fups_reference(sandbox) -> Path:
+    """One uninterrupted FuPS run, shared by every FuPS test."""
+    return _finished_run(sandbox, FUPS, "fups-reference")
+
+
+def _logs_written(folder: Path) -> int:
+    path = folder / "metrics.csv"
+    return len({r["log"] for r in results.read_metrics(path)}) if path.exists() else 0
+
+
+def _metrics_without_wall_time(folder: Path) -> list[str]:
+    lines = (folder / "metrics.csv").read_text().splitlines()
+    wall = lines[0].split(",").index("wall_seconds")
+    return [",".join(c for i, c in enumerate(line.split(",")) if i != wall) for line in lines]
+
+
+def _summary_without_wall_time(folder: Path) -> dict:
+    summary = json.loads((folder / "summary.json").read_text())
+    return {method: {k: v for k, v in entry.items() if k != "wall_seconds"} for method, entry in summary.items()}
+
+
+def _final_checkpoint(folder: Path, method: str):
+    state, logs_done = checkpoint.restore(folder / "checkpoints" / method, None)
+    assert logs_done == NUM_LOGS
+    return state
+
+
+def assert_same_results(folder: Path, reference: Path, method: str) -> None:
+    """Same metrics (all columns but wall_seconds), summary (but wall time) and final state."""
+    assert _metrics_without_wall_time(folder) == _metrics_without_wall_time(reference)
+    assert _summary_without_wall_time(folder) == _summary_without_wall_time(reference)
+    state, expected = _final_checkpoint(folder, method), _final_checkpoint(reference, method)
+    assert jax.tree.structure(state) == jax.tree.structure(expected)
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def interrupt_and_resume(sandbox: Sandbox, args: list[str], name: str, sig: signal.Signals, k: int) -> Path:
+    """Starts a run, sends `sig` once it has written k logging points (k=0: once it has begun), checks
+    what the interrupted run left, resumes it to the end and returns its folder."""
+    out, log = sandbox.root / name, sandbox.root / f"{name}.log"
+    proc = sandbox.start([*args, "--out", str(out)], log)
+    deadline = time.time() + TIMEOUT
+    while _logs_written(out) < k if k else not (out / "config.json").exists():
+        assert proc.poll() is None, f"the run ended before {k} logging points:\n{log.read_text()}"
+        assert time.time() < deadline, "the run is too slow"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=TIMEOUT)
+    stderr = log.read_text()
+    done = _logs_written(out)
+    assert not (out / "summary.json").exists(), "interrupted too late: the run had finished"
+    assert k <= done < NUM_LOGS
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:
+        # A clean stop: exit 128 + signal, the current chunk's metrics and its checkpoint written, and how to resume.
+        assert code == 128 + sig, stderr
+        assert f"resume with: python -m experiments.run --resume {out}" in stderr.splitlines()[-1]
+        assert checkpoint.read_meta(out / "checkpoints" / args[args.index("--method") + 1])["logs_done"] == done
+    rows = results.read_metrics(out / "metrics.csv") if done else []
+    assert sorted((r["log"], r["seed"]) for r in rows) == [(log, seed) for log in range(done) for seed in range(2)]
+    code = sandbox.run(["--resume", str(out), "--no-plots"], sandbox.root / f"{name}-resume.log")
+    assert code == 0, (sandbox.root / f"{name}-resume.log").read_text()
+    return out
+
+
+@pytest.mark.parametrize("sig, k", [(signal.SIGINT, 2), (signal.SIGTERM, 0), (signal.SIGKILL, 4)],
+                         ids=["SIGINT-after-2", "SIGTERM-at-start", "SIGKILL-after-4"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(sandbox, fups_reference, sig, k):
+    folder = interrupt_and_resume(sandbox, FUPS, f"fups-{sig.name}", sig, k)
+    assert_same_results(folder, fups_reference, "fups")
+
+
+def test_adaps_interrupted_after_identity_phase_resumes_exactly(sandbox):
+    reference = _finished_run(sandbox, ADAPS, "adaps-reference")
+    folder = interrupt_and_resume(sandbox, ADAPS, "adaps-SIGINT", signal.SIGINT, 1)
+    assert_same_results(folder, reference, "adaps")
+
+
+def test_same_config_and_seed_same_metrics_other_seed_differs(sandbox, fups_reference):
+    again = _finished_run(sandbox, FUPS, "fups-again")
+    assert _metrics_without_wall_time(again) == _metrics_without_wall_time(fups_reference)
+    other = _finished_run(sandbox, [*FUPS, "--set", "seed=1"], "fups-seed1")
+    rows, other_rows = results.read_metrics(fups_reference / "metrics.csv"), results.read_metrics(other / "metrics.csv")
+    assert [r["return_mean"] for r in rows] != [r["return_mean"] for r in other_rows]
+    # The seeds trained together differ from each other too.
+    assert [r["return_mean"] for r in rows if r["seed"] == 0] != [r["return_mean"] for r in rows if r["seed"] == 1]
+
+
+def test_rerunning_a_finished_run_changes_nothing(sandbox, fups_reference, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(fups_reference, folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert sandbox.run(["--resume", str(folder), "--no-plots"], tmp_path / "log") == 0
+    assert "fups: already finished, skipped" in (tmp_path / "log").read_text()
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+# ---- numerical trouble (in-process) --------------------------------------------------------------
+
+
+def _main(argv: list[str]) -> int:
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = run_module.main(argv)
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # main gives Ctrl-C back
+    return code
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def test_nan_reward_stops_with_one_line_keeping_last_good_chunk(tmp_path, monkeypatch, capsys):
+    """Rewards turn NaN from update 45 on (in logging point 2, updates 40..59): the run stops there."""
+    original = trainer_module.Trainer._rollout
+
+    def poisoned(self, network, params, state):
+        state_after, rollout, episodes = original(self, network, params, state)
+        reward = jax.numpy.where(state.update >= 45, jax.numpy.nan, rollout.reward)
+        return state_after, rollout._replace(reward=reward), episodes
+
+    monkeypatch.setattr(trainer_module.Trainer, "_rollout", poisoned)
+    out = tmp_path / "run"
+    code = _main([*FUPS, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert _error_lines(err) == [err.splitlines()[-1]]
+    message = err.splitlines()[-1]
+    assert "non-finite loss or gradient in method fups, seed 0, update 45 (logging point 2)" in message
+    assert str(out / "checkpoints" / "fups") in message
+    # The last good chunk's metrics and checkpoint remain; the bad chunk left nothing; no summary.
+    rows = results.read_metrics(out / "metrics.csv")
+    assert sorted({r["log"] for r in rows}) == [0, 1]
+    assert all(math.isfinite(r["return_mean"]) and math.isfinite(r["actor_loss"]) for r in rows)
+    state, logs_done = checkpoint.restore(out / "checkpoints" / "fups", None)
+    assert logs_done == 2
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["params"]))
+    assert np.asarray(state["update"]).tolist() == [40, 40]
+    assert not (out / "summary.json").exists()
+
+
+def test_huge_learning_rate_stops_at_once_keeping_the_initial_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = _main([*FUPS, "--set", "learning_rate=1e30", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(_error_lines(err)) == 1
+    assert err.splitlines()[-1].startswith("error: non-finite loss or gradient in method fups, seed ")
+    assert "update 1 (logging point 0)" in err
+    assert not (out / "metrics.csv").exists()
+    state, logs_done = checkpoint.restore(out / "checkpoints" / "fups", None)
+    assert logs_done == 0 and all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["params"]))
+
+
+def test_nonfinite_parameters_are_caught_even_with_finite_losses():
+    metrics = ChunkMetrics(*(np.zeros(2) for _ in range(6)), first_nonfinite_update=np.array([-1, -1]))
+    with pytest.raises(run_module.NonFiniteError, match=r"non-finite parameters in method nops, seed 1, update 39 "
+                                                         r"\(logging point 1\)"):
+        run_module._raise_if_nonfinite(metrics, np.array([True, False]), "nops", 1,
+                                       run_module.Config(num_logs=2, total_steps=400, num_envs=2), Path("ckpt"))
+    run_module._raise_if_nonfinite(metrics, np.array([True, True]), "nops", 1, run_module.Config(), Path("ckpt"))
+
+
+def test_summary_never_averages_a_missing_return():
+    """A seed whose every logging point closed no episode is None in per_seed and left out of the mean."""
+    config = run_module.Config(scenario="bps-4a-2c", method="fups", num_seeds=2, num_envs=2, hidden_sizes=(8,),
+                               num_logs=2, total_steps=40)
+    env = run_module.envs.make(config.scenario)
+    trainer = trainer_module.make_train(config, env)
+    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 2))
+    rows = [{"method": "fups", "seed": s, "log": log, "return_mean": v}
+            for s, values in enumerate([[-3.0, math.nan], [math.nan, math.nan]]) for log, v in enumerate(values)]
+    entry = run_module.summarise(trainer, env, config, state, rows, 1.0)
+    assert entry["per_seed"] == [-3.0, None]
+    assert entry["final_return_mean"] == entry["final_return_min"] == entry["final_return_max"] == -3.0
+    assert entry["final_return_seeds"] == 1
+    assert "over 1 of 2 seeds" in run_module._describe("fups", entry)
+    json.loads(json.dumps(entry, allow_nan=False))  # no NaN anywhere
+    rows = [{**r, "return_mean": math.nan} for r in rows]
+    entry = run_module.summarise(trainer, env, config, state, rows, 1.0)
+    assert entry["per_seed"] == [None, None] and entry["final_return_mean"] is None
+    assert "no episode finished" in run_module._describe("fups", entry)
+    with pytest.raises(ValueError):
+        results.write_json(Path("unused.json"), {"x": math.nan})  # refused before any file is opened
+
+
+# ---- atomic files and checkpoints (no training) --------------------------------------------------
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.csv"
+    results.write_atomic(path, "old\n")
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        results.write_atomic(path, "new\n")
+    assert path.read_text() == "old\n"
+
+
+def test_metric_values_survive_the_csv_exactly(tmp_path):
+    values = [1 / 3, -1007.8798828125, 1e-12, 123456789.123, math.inf]
+    rows = [{"method": "m", "seed": 0, "log": i, "env_steps": 1, "wall_seconds": 0.0, "episodes": 1,
+             "return_mean": results.metric_value(v), "entropy": math.nan} for i, v in enumerate(values)]
+    results.write_metrics(tmp_path / "m.csv", rows, [])
+    back = results.read_metrics(tmp_path / "m.csv")
+    assert [r["return_mean"] for r in back] == [r["return_mean"] for r in rows]
+    assert all(math.isnan(r["entropy"]) for r in back)
+
+
+def test_checkpoint_swap_interrupted_between_renames_still_restores(tmp_path):
+    directory = tmp_path / "checkpoints" / "fups"
+    first, second = {"w": np.arange(3.0)}, {"w": np.arange(3.0) + 10}
+    checkpoint.save(directory, first, 1, "mark")
+    # A kill between the two renames of the next save leaves only <dir>.old and a complete <dir>.tmp.
+    directory.rename(directory.with_name("fups.old"))
+    state, logs = checkpoint.restore(directory, {"w": np.zeros(3)}, "mark")
+    np.testing.assert_array_equal(state["w"], first["w"])
+    assert logs == 1
+    checkpoint.save(directory, second, 2, "mark")
+    assert sorted(p.name for p in directory.parent.iterdir()) == ["fups"]
+    state, logs = checkpoint.restore(directory, {"w": np.zeros(3)}, "mark")
+    np.testing.assert_array_equal(state["w"], second["w"])
+    with pytest.raises(checkpoint.CheckpointError, match="different run configuration"):
+        checkpoint.restore(directory, {"w": np.zeros(3)}, "another run")
+    with pytest.raises(checkpoint.CheckpointError, match="does not match"):
+        checkpoint.restore(directory, {"w": np.zeros(4)}, "mark")
