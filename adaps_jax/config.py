@@ -7,6 +7,7 @@ allowed values.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 
@@ -95,6 +96,10 @@ class Config:
         for name, limit in limits.items():
             if getattr(self, name) > limit:
                 raise ConfigError(f"{name}={getattr(self, name)} is absurd; allowed: 1..{limit}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
         for name in ("gamma",):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -150,5 +155,6 @@ def parse_value(name: str, text: str):
         if kind is int:
             return int(float(text)) if "e" in text.lower() else int(text)
         return kind(text)
-    except ValueError:
-        raise ConfigError(f"cannot read {name}={text!r} as {getattr(kind, '__name__', kind)}") from None
+    except (ValueError, OverflowError):
+        expected = "comma-separated integers" if kind == tuple[int, ...] else getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"cannot read {name}={text!r} as {expected}") from None

@@ -111,7 +111,7 @@ class Trainer:
         grads, info = jax.grad(a2c_loss, has_aux=True)(state.params, network, state.plan, rollout, self.config)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(info.total) & jnp.isfinite(optax.global_norm(grads))
+        finite = jnp.isfinite(info.total) & jnp.isfinite(optax.tree.norm(grads))
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
         num_agents = self.env.num_agents
         return state, (rollout, episodes, info.entropy / num_agents, info.actor, info.value, finite)
