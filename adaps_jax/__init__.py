@@ -4,9 +4,9 @@
     trainer = make_train(Config(scenario="bps-15a-3c", method="adaps"))
     state, metrics = jax.jit(jax.vmap(trainer.train))(jax.random.split(key, 4))
 """
-from adaps_jax.runtime import avoid_cpu_thread_pool_hang
+from adaps_jax.runtime import avoid_cpu_scheduler_deadlock
 
-avoid_cpu_thread_pool_hang()
+avoid_cpu_scheduler_deadlock()
 
 from adaps_jax.config import METHODS, Config, ConfigError  # noqa: E402
 from adaps_jax.trainer import make_train  # noqa: E402
