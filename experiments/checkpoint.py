@@ -30,7 +30,7 @@ def _sibling(directory: Path, suffix: str) -> Path:
 
 
 def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "") -> None:
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # orbax needs absolute paths
     tmp, old = _sibling(directory, ".tmp"), _sibling(directory, ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -46,7 +46,7 @@ def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "") -> 
 
 def latest(directory: Path) -> Path | None:
     """The complete checkpoint folder to read (`directory` or, mid-swap, `directory.old`), or None."""
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # orbax needs absolute paths
     for candidate in (directory, _sibling(directory, ".old")):
         if candidate.exists():
             return candidate

@@ -304,3 +304,12 @@ def test_checkpoint_swap_interrupted_between_renames_still_restores(tmp_path):
         checkpoint.restore(directory, {"w": np.zeros(3)}, "another run")
     with pytest.raises(checkpoint.CheckpointError, match="does not match"):
         checkpoint.restore(directory, {"w": np.zeros(4)}, "mark")
+
+
+def test_checkpoints_work_under_a_relative_results_path(tmp_path, monkeypatch):
+    """orbax refuses relative paths; `--out results/x` is what users type."""
+    monkeypatch.chdir(tmp_path)
+    checkpoint.save(Path("results/run/checkpoints/fups"), {"w": np.arange(3.0)}, 1, "mark")
+    state, logs = checkpoint.restore(Path("results/run/checkpoints/fups"), {"w": np.zeros(3)}, "mark")
+    np.testing.assert_array_equal(state["w"], np.arange(3.0))
+    assert logs == 1
