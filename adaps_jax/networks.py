@@ -19,6 +19,42 @@ import numpy as np
 from adaps_jax.methods import MethodSpec, SharingPlan
 
 
+@jax.custom_batching.custom_vmap
+def _qr(matrix: chex.Array) -> tuple[chex.Array, chex.Array]:
+    q, r = jnp.linalg.qr(matrix)
+    return q, r
+
+
+@_qr.def_vmap
+def _qr_one_at_a_time(axis_size: int, in_batched: list, matrix: chex.Array):
+    """Batched QR as a loop of single QRs.
+
+    jaxlib's batched LAPACK kernels split a batch over XLA:CPU's intra-op thread pool and block a
+    pool thread until the pieces finish. When two such kernels run at once (the actor's and the
+    critic's init under vmap over seeds) they can block every pool thread and the program never
+    finishes (jax 0.10.2, 2 cores; even with --xla_cpu_multi_thread_eigen=false). A single matrix
+    never uses the pool. Same matrices, same values; init only, so the loop costs nothing that
+    matters.
+    """
+    del axis_size
+    if not in_batched[0]:
+        return _qr(matrix), (False, False)
+    return jax.lax.map(_qr, matrix), (True, True)
+
+
+def orthogonal(scale: float) -> nn.initializers.Initializer:
+    """`jax.nn.initializers.orthogonal(scale)` for 2-D kernels, with the same values, using `_qr`."""
+
+    def init(key: chex.PRNGKey, shape: Sequence[int], dtype=jnp.float32) -> chex.Array:
+        n_rows, n_cols = shape
+        z = jax.random.normal(key, (max(n_rows, n_cols), min(n_rows, n_cols)), dtype)
+        q, r = _qr(z)
+        q = q * jnp.sign(jnp.diagonal(r))[None, :]
+        return scale * (q.T if n_rows < n_cols else q)
+
+    return init
+
+
 class MaskedMLP(nn.Module):
     """ReLU MLP whose hidden activations are multiplied by optional neuron masks."""
 
@@ -29,10 +65,10 @@ class MaskedMLP(nn.Module):
     @nn.compact
     def __call__(self, x: chex.Array, masks: Sequence[chex.Array] = ()) -> chex.Array:
         for i, width in enumerate(self.hidden_sizes):
-            x = nn.relu(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            x = nn.relu(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
             if masks:
                 x = x * masks[i]
-        return nn.Dense(self.output_size, kernel_init=nn.initializers.orthogonal(self.output_gain))(x)
+        return nn.Dense(self.output_size, kernel_init=orthogonal(self.output_gain))(x)
 
 
 class ActorCritic:
