@@ -229,7 +229,7 @@ def _save(fig, path: Path) -> list[Path]:
     for ext, kwargs in (("png", {"dpi": DPI}), ("svg", {})):
         target = path.with_suffix("." + ext)
         tmp = target.with_name(f".{target.name}.tmp")
-        fig.savefig(tmp, format=ext, facecolor="white", **kwargs)
+        fig.savefig(tmp, format=ext, facecolor="white", bbox_inches="tight", **kwargs)
         os.replace(tmp, target)
         written.append(target)
     return written
@@ -300,7 +300,7 @@ def learning_curves(runs: list[Run], path: Path) -> list[Path]:
         if banded:
             legend.append(Patch(facecolor="grey", alpha=0.25, label="min-max over seeds"))
             labels.append("min-max over seeds")
-        fig.legend(legend, labels, loc="outside lower center", ncol=min(len(labels), 7), fontsize=10, frameon=False)
+        fig.legend(legend, labels, loc="outside lower center", ncol=min(len(labels), 3 * ncols + 1), fontsize=10, frameon=False)
     return _save(fig, path)
 
 
