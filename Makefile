@@ -20,9 +20,9 @@ $(STAMP_TEST): pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP_RUN)
 
-## make run: a short real training run (FuPS and AdaPS on Blind-particle Spread, quick preset)
+## make run: a short real training run: FuPS, NoPS and AdaPS on Blind-particle Spread (quick preset, 4 seeds)
 run: $(STAMP_RUN)
-	$(PY) -m experiments.run --env bps --preset quick $(ARGS)
+	$(PY) -m experiments.run --env bps --method fups nops adaps --preset quick --out results/make-run $(ARGS)
 
 ## make test: the test suite without the slow learning tests
 test: $(STAMP_TEST)
