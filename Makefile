@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: run test test-slow bench bench-envs plots clean
+.PHONY: run test test-slow bench bench-envs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
