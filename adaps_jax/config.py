@@ -96,10 +96,6 @@ class Config:
         for name, limit in limits.items():
             if getattr(self, name) > limit:
                 raise ConfigError(f"{name}={getattr(self, name)} is absurd; allowed: 1..{limit}")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{f.name} must be a finite number, got {value}")
         for name in ("gamma",):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -112,6 +108,10 @@ class Config:
         for name in ("entropy_coef", "value_coef", "vae_kl_weight", "pretrain_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
         rl_steps = self.total_steps - self.pretrain_updates * self.steps_per_update
@@ -155,6 +155,8 @@ def parse_value(name: str, text: str):
         if kind is int:
             return int(float(text)) if "e" in text.lower() else int(text)
         return kind(text)
-    except (ValueError, OverflowError):
+    except OverflowError:
+        raise ConfigError(f"{name}={text!r} is too large") from None
+    except ValueError:
         expected = "comma-separated integers" if kind == tuple[int, ...] else getattr(kind, "__name__", str(kind))
         raise ConfigError(f"cannot read {name}={text!r} as {expected}") from None
