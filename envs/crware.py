@@ -42,8 +42,19 @@ Deliberate differences from rware 2.0:
 - The time limit is a truncation (discount 1); rware 2.0 returns it as `terminated`.
 - Random draws (robot cells and directions, shelf colours, the request queue and its replacements)
   follow the same distributions as rware through JAX's random numbers, so not the same samples.
+  A reset takes all its draws from one block of 32-bit words (no sort): a draw from n values is a
+  word modulo n (bias below n / 2**32; exact for directions and for 1, 2 or 4 colours).
 - Only what the C-RWARE tasks use: no messages, no inactivity limit, individual rewards, the
   fork's vector observation (no image observations, no neighbour directions).
+
+Implementation notes (speed on a CPU, where a vmapped gather or scatter goes element by element
+and a sort is very slow): the state holds only what the rules need. Each step scatters the resting
+shelves once into a padded grid (codes `shelf * C + colour`), which answers the move rules and,
+with one 3x3 slice per robot, the observation (the carried and dropped shelves come from the
+robots). Look-ups with few keys (robots, queue) compare every pair instead of scattering
+(`COMPARE_KEYS`, `COMPARE_PAIRS`). A reset draws its distinct cells and requests by a partial
+Fisher-Yates shuffle (`choose_distinct`) and reads its windows from a constant table of the home
+layout.
 """
 from __future__ import annotations
 
@@ -131,6 +142,81 @@ class State:
     key: chex.PRNGKey
 
 
+# Look-ups with at most this many keys, and at most COMPARE_PAIRS query-key pairs, compare every
+# query with every key (a few fused vector operations); bigger ones scatter the keys into a table
+# and gather from it. On a CPU the compare is the cheaper of the two for the small tasks, the table
+# for 64 robots.
+COMPARE_KEYS = 16
+COMPARE_PAIRS = 1024
+# Samples of up to this many distinct values unroll their partial Fisher-Yates shuffle.
+UNROLL_DRAWS = 16
+
+
+def match_max(queries: chex.Array, keys: chex.Array, values: chex.Array, fill: int, size: int) -> chex.Array:
+    """For each query q: the largest of `fill` and the `values[i]` whose `keys[i] == q`.
+
+    Queries lie in [0, size); keys outside [0, size) (such as -1) match nothing."""
+    if keys.shape[0] <= COMPARE_KEYS and keys.shape[0] * queries.size <= COMPARE_PAIRS:
+        found = jnp.max(jnp.where(queries[..., None] == keys, values, fill), axis=-1)
+        return jnp.maximum(found, fill)
+    keys = jnp.where((keys >= 0) & (keys < size), keys, size)  # one spare slot for the misses
+    return jnp.full(size + 1, fill, values.dtype).at[keys].max(values)[queries]
+
+
+def choose_distinct(words: chex.Array, n: int) -> chex.Array:
+    """`len(words)` distinct values of [0, n) in uniformly random order (a uniformly random ordered
+    sample without replacement, as `jax.random.choice(..., replace=False)` draws it, without its
+    sort): a partial Fisher-Yates shuffle of `arange(n)` driven by the uint32 `words`. Step i swaps
+    position i with position `i + words[i] % (n - i)`, so each draw is uniform up to a bias below
+    n / 2**32."""
+    k = words.shape[0]
+    if k > UNROLL_DRAWS:
+
+        def swap(i, values):
+            j = (words[i] % (n - i).astype(jnp.uint32)).astype(jnp.int32) + i
+            ij = jnp.stack([i, j])  # one gather and one scatter (i == j writes one value twice)
+            return values.at[ij].set(values[ij[::-1]])
+
+        return jax.lax.fori_loop(0, k, swap, jnp.arange(n, dtype=jnp.int32), unroll=4)[:k]
+    # Unrolled without the array: position p holds the value last swapped into it, else p.
+    # Position i is never read again after step i, so only the values moved to j need keeping.
+    moved: list[tuple[chex.Array, chex.Array]] = []
+
+    def value_at(p):
+        value = jnp.asarray(p, jnp.int32)
+        for position, moved_value in moved:
+            value = jnp.where(position == p, moved_value, value)
+        return value
+
+    out = []
+    for i in range(k):
+        j = (words[i] % np.uint32(n - i)).astype(jnp.int32) + i
+        out.append(value_at(j))
+        moved.append((j, value_at(i)))
+    return jnp.stack(out)
+
+
+def uniform_small(words: chex.Array, k: int, count: int) -> chex.Array:
+    """`count` independent uniform values of [0, k) from uint32 `words` (see `words_for`): exact
+    bit fields when k is a power of two, else one word each, reduced modulo k (bias below k / 2**32)."""
+    if k == 1:
+        return jnp.zeros(count, jnp.int32)
+    if k & (k - 1) == 0:
+        bits = k.bit_length() - 1
+        shifts = np.arange(32 // bits, dtype=np.uint32) * bits
+        return ((words[:, None] >> shifts) & np.uint32(k - 1)).reshape(-1)[:count].astype(jnp.int32)
+    return (words % np.uint32(k)).astype(jnp.int32)
+
+
+def words_for(k: int, count: int) -> int:
+    """How many uint32 words `uniform_small(words, k, count)` uses."""
+    if k == 1:
+        return 0
+    if k & (k - 1) == 0:
+        return -(-count // (32 // (k.bit_length() - 1)))
+    return count
+
+
 def resolve_moves(start: chex.Array, target: chex.Array, robot_at: chex.Array) -> chex.Array:
     """Which robots move, given start and target cells (flat) and the robot index of each cell.
 
@@ -140,39 +226,82 @@ def resolve_moves(start: chex.Array, target: chex.Array, robot_at: chex.Array) -
     the longest line of robots (ties: smallest `min(robot, robots driving into its cell)` at each
     merge); everything else stays. Pointer doubling answers it in O(log N) vectorised rounds.
     """
-    n = start.shape[0]
-    ids = jnp.arange(n)
     moving = target != start
-    ahead = jnp.where(moving, robot_at[target], -1)  # robot standing in my target cell
+    return _resolve(moving, jnp.where(moving, robot_at[target], -1), target, robot_at.shape[0])
+
+
+def _resolve(moving: chex.Array, ahead: chex.Array, target: chex.Array, num_cells: int) -> chex.Array:
+    """`resolve_moves` given the robot standing in each moving robot's target cell (`ahead`, -1
+    for none or not moving)."""
+    n = moving.shape[0]
+    ids = jnp.arange(n, dtype=jnp.int32)
     has_ahead = ahead >= 0
     # jumps[k]: the robot 2**k places ahead; a queue's front robot points at itself. 2**K >= N.
     jumps = [jnp.where(has_ahead, ahead, ids)]
     for _ in range(max(1, (n - 1).bit_length()) - 1):
-        jumps.append(jumps[-1][jumps[-1]])
-    front = jumps[-1][jumps[-1]]  # past every queue: its front robot, or a robot on a ring
+        jumps.append(take(jumps[-1], jumps[-1]))
+    front = take(jumps[-1], jumps[-1])  # past every queue: its front robot, or a robot on a ring
     depth = has_ahead.astype(jnp.int32)  # robots ahead of me up to the front
     for jump in jumps:
-        depth = depth + depth[jump]
+        depth = depth + take(depth, jump)
     # Depth of the last robot queued behind me: rounds k = K-1..0 pass the value of each robot
     # to the robot 2**k ahead, so every robot hears from all the robots behind it.
     deepest = depth
     for jump in reversed(jumps):
-        deepest = deepest.at[jump].max(deepest)
+        deepest = jnp.maximum(deepest, match_max(ids, jump, deepest, -1, n))
     # rware adds a cell to its graph when its robot, or a robot driving into it, comes up first.
-    ahead_or_dump = jnp.where(has_ahead, ahead, n)
-    rank = jnp.minimum(ids, jnp.full(n + 1, n).at[ahead_or_dump].min(ids)[:n])
+    rank = jnp.minimum(ids, -match_max(ids, ahead, -ids, -n, n))
     # Of the robots driving into one cell (all at the same depth) the one with the longest queue
     # behind it wins, then the lowest rank.
     score = jnp.where(moving, deepest * (n + 1) + (n - rank), -1)
-    best = jnp.full(robot_at.shape, -1).at[target].max(score)
-    clear = moving & (score == best[target])
+    clear = moving & (score == match_max(target, target, score, -1, num_cells))
     for jump in jumps:  # every robot up to the front won its cell
-        clear = clear & clear[jump]
+        clear = clear & take(clear, jump)
     # Rings map onto themselves, so every ring robot is some robot's `front`; queue robots are not.
-    on_ring = jnp.zeros(n, bool).at[front].set(True) & has_ahead
-    swap = on_ring & (jumps[0][jumps[0]] == ids)
-    into_free_cell = moving[front] & ~has_ahead[front]
+    on_ring = (match_max(ids, front, jnp.ones(n, jnp.int32), 0, n) > 0) & has_ahead
+    swap = on_ring & (take(jumps[0], jumps[0]) == ids)
+    into_free_cell = take(moving & ~has_ahead, front)
     return jnp.where(on_ring, ~swap, into_free_cell & clear)
+
+
+def nth_unrequested(queue: chex.Array, draw: chex.Array, num_shelves: int) -> chex.Array:
+    """The `draw`-th (from 0) shelf of [0, num_shelves) that the queue of distinct shelves does
+    not hold."""
+    q = queue.shape[0]
+    if q <= COMPARE_KEYS:
+        # x = draw + (requested shelves below x), and a requested shelf r is below x exactly when
+        # the shelves below r that are not requested number at most `draw`.
+        requested_below = jnp.sum(queue < queue[:, None], axis=1, dtype=jnp.int32)
+        return draw + jnp.sum(queue - requested_below <= draw, dtype=jnp.int32)
+    # The smallest x with more than `draw` unrequested shelves in [0, x], by bisection: a handful
+    # of compares with the queue instead of a cumulative sum over every shelf.
+    low, high = jnp.zeros_like(draw), jnp.full_like(draw, num_shelves - 1)
+    for _ in range(max(1, (num_shelves - 1).bit_length())):
+        middle = (low + high) // 2
+        enough = middle + 1 - jnp.sum(queue <= middle, dtype=draw.dtype) > draw
+        high = jnp.where(enough, middle, high)
+        low = jnp.where(enough, low, middle + 1)
+    return low.astype(queue.dtype)
+
+
+def take(x: chex.Array, index: chex.Array) -> chex.Array:
+    """`x[index]` for a vector x; short vectors compare the indices with every position instead of
+    gathering (which a CPU does one element at a time)."""
+    n = x.shape[0]
+    if n > COMPARE_KEYS:
+        return x[index]
+    hit = index[..., None] == np.arange(n)
+    if x.dtype == jnp.bool_:
+        return jnp.any(hit & x, axis=-1)
+    return jnp.sum(jnp.where(hit, x, 0), axis=-1, dtype=x.dtype)
+
+
+def _lookup(table: np.ndarray, index: chex.Array) -> chex.Array:
+    """`table[index]` for a short constant table, as a chain of selects."""
+    out = jnp.full_like(index, table[0])
+    for k in range(1, len(table)):
+        out = jnp.where(index == k, table[k], out)
+    return out
 
 
 class ColouredWarehouse(MultiAgentEnv[State]):
@@ -220,6 +349,22 @@ class ColouredWarehouse(MultiAgentEnv[State]):
             for c in range(num_colours)
         ]
         self.obs_permutation = np.stack([perms[c] for c in self.agent_types])
+        # Constant tables (numpy, so they become constants of the compiled programs). The shelf
+        # grid is padded by one empty cell on each side (cells `(y + 1) * (width + 2) + x + 1`), so
+        # every 3x3 window is one slice of it.
+        height, width = self.layout.height, self.layout.width
+        self._padded = (height + 2, width + 2)
+        self._highway = self.layout.highway.reshape(-1)
+        self._goal_cells = [int(y * width + x) for x, y in self.layout.goals]
+        home = np.full((height + 2, width + 2), -1, np.int32)  # shelf resting on each cell at reset
+        home[self.layout.shelf_cells[:, 1] + 1, self.layout.shelf_cells[:, 0] + 1] = np.arange(num_shelves)
+        y, x = np.divmod(np.arange(num_cells), width)
+        dy, dx = np.divmod(np.arange(9), 3)  # the 3x3 window in row-major order
+        self._home_window = home[y[:, None] + dy, x[:, None] + dx]  # (cells, 9): shelves around each cell
+        self._window_offset = (dy * (width + 2) + dx).astype(np.int32)  # window cells from the top left
+        n, q = num_agents, request_queue_size
+        # Words of one reset's random draw: cells, queue, directions, colours.
+        self._reset_words = np.cumsum([0, n, q, words_for(4, n), words_for(num_colours, num_shelves)])
         super().__init__()
 
     def __repr__(self) -> str:
@@ -230,69 +375,88 @@ class ColouredWarehouse(MultiAgentEnv[State]):
         )
 
     def reset(self, key: chex.PRNGKey) -> tuple[State, TimeStep[Observation]]:
-        height, width = self.layout.height, self.layout.width
-        key, cell_key, dir_key, colour_key, queue_key = jax.random.split(key, 5)
-        cells = jax.random.choice(cell_key, height * width, (self.num_agents,), replace=False)
+        width, n, c = self.layout.width, self.num_agents, self.num_colours
+        key, draw_key = jax.random.split(key)
+        # One draw of random bits for everything (no sorting: see `choose_distinct`).
+        words = jax.random.bits(draw_key, (int(self._reset_words[-1]),), jnp.uint32)
+        part = [words[a:b] for a, b in zip(self._reset_words[:-1], self._reset_words[1:])]
+        cells = choose_distinct(part[0], self.layout.height * width)
+        agent_pos = jnp.stack([cells % width, cells // width], 1)
+        agent_dir = uniform_small(part[2], 4, n)
+        shelf_colour = uniform_small(part[3], c, self.num_shelves)
+        queue = choose_distinct(part[1], self.num_shelves)
         state = State(
-            agent_pos=jnp.stack([cells % width, cells // width], 1).astype(jnp.int32),
-            agent_dir=jax.random.randint(dir_key, (self.num_agents,), 0, 4),
-            carried=jnp.full((self.num_agents,), -1, jnp.int32),
+            agent_pos=agent_pos,
+            agent_dir=agent_dir,
+            carried=jnp.full((n,), -1, jnp.int32),
             shelf_pos=jnp.asarray(self.layout.shelf_cells),
-            shelf_colour=jax.random.randint(colour_key, (self.num_shelves,), 0, self.num_colours),
-            request_queue=jax.random.choice(
-                queue_key, self.num_shelves, (self.request_queue_size,), replace=False
-            ).astype(jnp.int32),
+            shelf_colour=shelf_colour,
+            request_queue=queue,
             step_count=jnp.zeros((), jnp.int32),
             key=key,
         )
-        return state, self.first_timestep(self._observe(state))
+        # Every shelf rests on its home cell: a constant table holds the shelves of each window.
+        shelves = jnp.asarray(self._home_window)[cells]
+        resting = jnp.where(shelves >= 0, shelves * c + shelf_colour[jnp.maximum(shelves, 0)], -1)
+        view = self._view(agent_pos, agent_dir, state.carried, state.carried, resting, queue)
+        return state, self.first_timestep(view)
 
     def step(self, state: State, action: chex.Array) -> tuple[State, TimeStep[Observation]]:
-        n, width = self.num_agents, self.layout.width
-        ids = jnp.arange(n)
+        n, s, c, width = self.num_agents, self.num_shelves, self.num_colours, self.layout.width
+        ids = jnp.arange(n, dtype=jnp.int32)
+        colour = jnp.asarray(self.agent_types)
         valid = (action >= 0) & (action < NUM_ACTIONS)
-        act = jnp.where(valid, jnp.asarray(self.action_meaning)[ids, jnp.clip(action, 0, NUM_ACTIONS - 1)], NOOP)
+        act = jnp.where(valid, (action - colour) % NUM_ACTIONS, NOOP)  # = action_meaning[ids, action]
 
-        cell = self._flat(state.agent_pos)
-        robot_at = jnp.full(self.layout.height * width, -1).at[cell].set(ids)
-        shelf_at = jnp.full(self.layout.height * width, -1).at[self._flat(state.shelf_pos)].set(
-            jnp.arange(self.num_shelves)
-        )
+        x, y = state.agent_pos[:, 0], state.agent_pos[:, 1]
+        cell = y * width + x
+        d = state.agent_dir
+        ahead_x = jnp.clip(x + (d == RIGHT) - (d == LEFT), 0, width - 1)
+        ahead_y = jnp.clip(y + (d == DOWN) - (d == UP), 0, self.layout.height - 1)
+        forward = act == FORWARD
+        target = jnp.where(forward, ahead_y * width + ahead_x, cell)
         loaded = state.carried >= 0
-        ahead_pos = state.agent_pos + jnp.asarray(STEP)[state.agent_dir]
-        ahead_pos = jnp.clip(ahead_pos, 0, jnp.array([width - 1, self.layout.height - 1]))
-        target = jnp.where(act == FORWARD, self._flat(ahead_pos), cell)
-        # A loaded robot cannot push into a shelf, except one carried by a robot that may leave.
-        robot_there = robot_at[target]
-        loaded_robot_there = (robot_there >= 0) & loaded[jnp.maximum(robot_there, 0)]
-        cancelled = loaded & (target != cell) & (shelf_at[target] >= 0) & ~loaded_robot_there
-        target = jnp.where(cancelled, cell, target)
-        new_cell = jnp.where(resolve_moves(cell, target, robot_at), target, cell)
+        # The robot standing in each target cell (-1: none) and whether it is loaded, in one look-up.
+        there = match_max(target, cell, 2 * ids + loaded, -1, self.layout.height * width)
+        loaded_robot_there = (there >= 0) & (there % 2 == 1)
+        rest = self._resting(state)
+        padded_cell = self._pad(x, y)
+        # A loaded robot cannot push into a shelf, except one carried by a robot that may leave
+        # (a carried shelf is always on its robot, never with a resting one).
+        blocked = rest[jnp.where(forward, self._pad(ahead_x, ahead_y), padded_cell)] >= 0
+        moving = (target != cell) & ~(loaded & blocked & ~loaded_robot_there)
+        target = jnp.where(moving, target, cell)
+        moved = _resolve(moving, jnp.where(moving, there >> 1, -1), target, self.layout.height * width)
+        new_cell = jnp.where(moved, target, cell)
         new_pos = jnp.stack([new_cell % width, new_cell // width], 1)
 
-        agent_dir = jnp.where(act == TURN_LEFT, jnp.asarray(COUNTER_CLOCKWISE)[state.agent_dir], state.agent_dir)
-        agent_dir = jnp.where(act == TURN_RIGHT, jnp.asarray(CLOCKWISE)[state.agent_dir], agent_dir)
-        # Toggling robots stay put, so their cell's shelf is read from the grid before the moves.
-        on_highway = jnp.asarray(self.layout.highway)[state.agent_pos[:, 1], state.agent_pos[:, 0]]
+        turned = jnp.where(act == TURN_LEFT, _lookup(COUNTER_CLOCKWISE, d), _lookup(CLOCKWISE, d))
+        agent_dir = jnp.where((act == TURN_LEFT) | (act == TURN_RIGHT), turned, d)
+        # Toggling robots stay put; an unloaded robot's cell holds at most a resting shelf.
+        on_highway = jnp.asarray(self._highway)[cell]
         pick = (act == TOGGLE_LOAD) & ~loaded
         drop = (act == TOGGLE_LOAD) & loaded & ~on_highway
-        carried = jnp.where(pick, shelf_at[cell], jnp.where(drop, -1, state.carried))
+        under = rest[padded_cell]  # code of the resting shelf under each robot
+        carried = jnp.where(pick, under // c, jnp.where(drop, -1, state.carried))  # -1 // c == -1
         # Carried shelves (before the toggles: a toggling robot did not move) follow their robot.
-        shelf_pos = state.shelf_pos.at[jnp.where(loaded, state.carried, self.num_shelves)].set(
-            new_pos, mode="drop"
-        )
+        shelf_pos = state.shelf_pos.at[jnp.where(loaded, state.carried, s)].set(new_pos, mode="drop")
+        # The shelf in each robot's cell that the resting shelves before the step do not show: a
+        # carried one, or one dropped this step (the resting ones picked are now carried).
+        on_robot = jnp.where(drop, state.carried, carried)
+        on_robot = jnp.where(
+            on_robot >= 0, on_robot * c + state.shelf_colour[jnp.maximum(on_robot, 0)], -1
+        )  # shelf codes (shelf * C + colour)
 
         key, draw_key = jax.random.split(state.key)
         # The k-th shelf that is not requested replaces a delivered one: always S - Q candidates.
-        draws = jax.random.randint(
-            draw_key, (len(self.layout.goals),), 0, self.num_shelves - self.request_queue_size
-        )
+        draws = jax.random.randint(draw_key, (len(self._goal_cells),), 0, s - self.request_queue_size)
         reward = jnp.zeros(n, jnp.float32)
         queue = state.request_queue
-        for goal, draw in zip(self.layout.goals, draws):
-            queue, paid = self._deliver(goal, draw, new_cell, carried, state.shelf_colour, queue)
+        carried_code = jnp.where(carried >= 0, on_robot, -1)  # a dropped shelf is no longer carried
+        for goal, draw in zip(self._goal_cells, draws):
+            queue, paid = self._deliver(goal, draw, new_cell, carried_code, queue)
             reward = reward + paid
-        state = State(
+        new_state = State(
             agent_pos=new_pos,
             agent_dir=agent_dir,
             carried=carried,
@@ -302,78 +466,99 @@ class ColouredWarehouse(MultiAgentEnv[State]):
             step_count=state.step_count + 1,
             key=key,
         )
-        return state, self.next_timestep(self._observe(state), reward, jnp.asarray(False), state.step_count)
+        view = self._view(new_pos, agent_dir, carried, on_robot, self._windows(rest, new_pos), queue)
+        return new_state, self.next_timestep(view, reward, jnp.asarray(False), new_state.step_count)
+
+    def _pad(self, x: chex.Array, y: chex.Array) -> chex.Array:
+        """Flat index of cell (x, y) in the padded grid."""
+        return (y + 1) * self._padded[1] + x + 1
+
+    def _resting(self, state: State) -> chex.Array:
+        """(padded cells,) the code `shelf * C + colour` of the shelf resting on each cell of the
+        padded grid (carried shelves excluded), -1 for none."""
+        s = self.num_shelves
+        shelves = jnp.arange(s, dtype=jnp.int32)
+        is_carried = match_max(shelves, state.carried, jnp.ones_like(state.carried), 0, s) > 0
+        size = self._padded[0] * self._padded[1]
+        index = jnp.where(is_carried, size, self._pad(state.shelf_pos[:, 0], state.shelf_pos[:, 1]))
+        code = shelves * self.num_colours + state.shelf_colour
+        return jnp.full(size, -1, jnp.int32).at[index].set(code, mode="drop")
+
+    def _windows(self, grid: chex.Array, pos: chex.Array) -> chex.Array:
+        """(N, 9) each robot's 3x3 window of a padded grid: one slice each."""
+        grid = grid.reshape(self._padded)
+        window = jax.vmap(lambda x, y: jax.lax.dynamic_slice(grid, (y, x), (3, 3)))(pos[:, 0], pos[:, 1])
+        return window.reshape(-1, 9)
 
     def _deliver(
-        self,
-        goal: np.ndarray,
-        draw: chex.Array,
-        cell: chex.Array,
-        carried: chex.Array,
-        shelf_colour: chex.Array,
-        queue: chex.Array,
+        self, goal: int, draw: chex.Array, cell: chex.Array, carried: chex.Array, queue: chex.Array
     ) -> tuple[chex.Array, chex.Array]:
-        """Pays the robot on `goal` for a requested shelf of its colour and renews that request
-        with the `draw`-th shelf that is not requested.
+        """Pays the robot on `goal` (a flat cell) for a requested shelf of its colour and renews
+        that request with the `draw`-th shelf that is not requested. `carried`: each robot's
+        shelf code (shelf * C + colour), -1 for none.
 
         Shelves never rest on highways, so a shelf on a goal is the carried shelf of its robot.
         """
-        there = cell == goal[1] * self.layout.width + goal[0]
-        robot = jnp.argmax(there)
-        shelf = jnp.where(there.any(), carried[robot], -1)
-        requested = queue == shelf
-        delivered = (
-            (shelf >= 0)
-            & requested.any()
-            & (shelf_colour[shelf] == jnp.asarray(self.agent_types)[robot])
-        )
-        not_requested = jnp.ones(self.num_shelves, jnp.int32).at[queue].set(0)
-        replacement = jnp.argmax(jnp.cumsum(not_requested) > draw).astype(queue.dtype)
+        there = cell == goal
+        code = jnp.max(jnp.where(there, carried, -1))
+        robot_colour = jnp.max(jnp.where(there, jnp.asarray(self.agent_types), -1))
+        requested = queue == code // self.num_colours  # never when code is -1
+        delivered = requested.any() & (code % self.num_colours == robot_colour)
+        replacement = nth_unrequested(queue, draw, self.num_shelves)
         queue = jnp.where(delivered & requested, replacement, queue)
-        return queue, jnp.where(delivered, there, False).astype(jnp.float32)
-
-    def _flat(self, pos: chex.Array) -> chex.Array:
-        return pos[..., 1] * self.layout.width + pos[..., 0]
+        return queue, (delivered & there).astype(jnp.float32)
 
     def _observe(self, state: State) -> Observation:
-        height, width, c = self.layout.height, self.layout.width, self.num_colours
-        x, y = state.agent_pos[:, 0], state.agent_pos[:, 1]
-        requested = jnp.zeros(self.num_shelves, jnp.int32).at[state.request_queue].set(1)
-        # One integer per cell, so each window costs a single gather: bit 0 says "robot here", the
-        # rest is 0 without shelf, else 1 + colour + C * requested. The grid is padded by one empty
-        # cell on each side, so the windows never leave it.
-        shelf_code = 1 + state.shelf_colour + c * requested
-        padded_width = width + 2
-        code = (
-            jnp.zeros((height + 2) * padded_width, jnp.int32)
-            .at[(state.shelf_pos[:, 1] + 1) * padded_width + state.shelf_pos[:, 0] + 1]
-            .set(2 * shelf_code)
-            .at[(y + 1) * padded_width + x + 1]
-            .add(1)
-        )
-        dy, dx = np.divmod(np.arange(9), 3)  # row-major window, offsets 0..2 on the padded grid
-        window = code[(y[:, None] + dy) * padded_width + x[:, None] + dx]  # (N, 9)
-        shelf = window >> 1
-        window = jnp.concatenate(
-            [
-                (window & 1)[..., None],
-                jax.nn.one_hot(jnp.where(shelf > 0, (shelf - 1) % c, -1), c),  # -1: all zeros
-                (shelf > c)[..., None],
-            ],
+        c = self.num_colours
+        code = state.carried * c + state.shelf_colour[jnp.maximum(state.carried, 0)]
+        on_robot = jnp.where(state.carried >= 0, code, -1)
+        resting = self._windows(self._resting(state), state.agent_pos)
+        return self._view(state.agent_pos, state.agent_dir, state.carried, on_robot, resting, state.request_queue)
+
+    def _view(
+        self,
+        pos: chex.Array,
+        direction: chex.Array,
+        carried: chex.Array,
+        on_robot: chex.Array,
+        resting: chex.Array,
+        queue: chex.Array,
+    ) -> Observation:
+        """The observation. Shelves appear as codes `shelf * C + colour` (-1: none): `resting`
+        (N, 9) those resting in each robot's window, `on_robot` (N,) the one in each robot's cell
+        that `resting` does not show."""
+        n, c = self.num_agents, self.num_colours
+        x, y = pos[:, 0], pos[:, 1]
+        padded = self._pad(x, y)
+        # The robot in each window cell: -1 none, else 1 + the code of the shelf on it (0: none).
+        # Few robots: compare every window cell with every robot; many: one more grid and slices.
+        if self.num_agents <= COMPARE_KEYS and 9 * self.num_agents**2 <= COMPARE_PAIRS:
+            window = (padded - self._padded[1] - 1)[:, None] + self._window_offset  # (N, 9) padded cells
+            robot = match_max(window, padded, on_robot + 1, -1, self._padded[0] * self._padded[1])
+        else:
+            robots = jnp.full(self._padded[0] * self._padded[1], -1, jnp.int32).at[padded].set(on_robot + 1)
+            robot = self._windows(robots, pos)
+        code = jnp.where(robot >= 1, robot - 1, resting)
+        has_shelf = code >= 0
+        colour = jnp.where(has_shelf, code % c, -1)
+        shelf = jnp.where(has_shelf, code // c, 0)
+        requested = has_shelf & (match_max(shelf, queue, jnp.ones_like(queue), 0, self.num_shelves) > 0)
+        cells = jnp.concatenate(
+            [(robot >= 0)[..., None], colour[..., None] == np.arange(c), requested[..., None]],
             axis=-1,
             dtype=jnp.float32,
         )
         own = jnp.concatenate(
             [
-                state.agent_pos,
-                (state.carried >= 0)[:, None],
-                jax.nn.one_hot(state.agent_dir, 4),
-                jnp.asarray(self.layout.highway)[y, x][:, None],
+                pos,
+                (carried >= 0)[:, None],
+                direction[:, None] == np.arange(4),
+                jnp.asarray(self._highway)[y * self.layout.width + x][:, None],
             ],
             axis=1,
             dtype=jnp.float32,
         )
-        view = jnp.concatenate([own, window.reshape(self.num_agents, -1)], axis=1)
+        view = jnp.concatenate([own, cells.reshape(n, -1)], axis=1)
         if self.permute_obs:
             view = jnp.take_along_axis(view, jnp.asarray(self.obs_permutation), axis=1)
         return self.observation(view)

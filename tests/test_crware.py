@@ -392,3 +392,92 @@ def test_invariants_under_random_play(seed):
     for copy in range(COPIES):
         for t in range(STEPS):
             check_step(*jax.tree.map(lambda x: x[copy, t], (before, after)), reward[copy, t])
+
+
+# --- implementation cross-checks -----------------------------------------------------------------
+
+
+def _chi_square_ok(counts: np.ndarray) -> bool:
+    """Counts consistent with a uniform distribution (chi-square far below a ~1e-6 tail)."""
+    expected = counts.sum() / counts.size
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    df = counts.size - 1
+    return chi2 < df + 7 * np.sqrt(2 * df)
+
+
+@pytest.mark.parametrize("n, k", [(110, 4), (32, 16), (240, 17), (464, 64)])
+def test_choose_distinct_is_a_partial_fisher_yates(n, k):
+    """Both the unrolled (k <= UNROLL_DRAWS) and the looped form swap position i with position
+    i + words[i] % (n - i), as numpy does here."""
+    words = np.random.default_rng(n * k).integers(0, 2**32, (40, k), dtype=np.uint64).astype(np.uint32)
+    got = np.asarray(jax.jit(jax.vmap(lambda w: crware.choose_distinct(w, n)))(jnp.asarray(words)))
+    for row, sample in zip(words, got):
+        values = np.arange(n)
+        for i in range(k):
+            j = i + int(row[i]) % (n - i)
+            values[i], values[j] = values[j], values[i]
+        assert sample.tolist() == values[:k].tolist()
+
+
+@pytest.mark.parametrize("colours", [2, 3, 4])
+def test_reset_draws_are_uniform(colours):
+    env = ColouredWarehouse(num_colours=colours, num_agents=4, request_queue_size=4)
+    copies = 6000
+    states, timesteps = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(colours), copies))
+    cells = np.asarray(states.agent_pos[..., 1] * env.layout.width + states.agent_pos[..., 0])
+    queue = np.asarray(states.request_queue)
+    assert all(len(set(row)) == 4 for row in cells.tolist()) and all(len(set(row)) == 4 for row in queue.tolist())
+    for robot in range(4):
+        assert _chi_square_ok(np.bincount(cells[:, robot], minlength=11 * 10))
+        assert _chi_square_ok(np.bincount(np.asarray(states.agent_dir)[:, robot], minlength=4))
+    for entry in range(4):
+        assert _chi_square_ok(np.bincount(queue[:, entry], minlength=32))
+    # Every ordering of two robots' cells is as likely (the sample is in random order).
+    assert abs((cells[:, 0] < cells[:, 1]).mean() - 0.5) < 0.03
+    assert abs((queue[:, 2] < queue[:, 3]).mean() - 0.5) < 0.03
+    assert _chi_square_ok(np.bincount(np.asarray(states.shelf_colour).reshape(-1), minlength=colours))
+    np.testing.assert_array_equal(states.shelf_pos, np.broadcast_to(TINY.shelf_cells, (copies, 32, 2)))
+    # The reset's observation (built from the home layout) is the state's observation.
+    observed = jax.jit(jax.vmap(env._observe))(states).agents_view
+    np.testing.assert_array_equal(timesteps.observation.agents_view, observed)
+
+
+def _play(env: ColouredWarehouse, copies: int, steps: int, seed: int):
+    """Random play (many forward moves and toggles): every state, the time steps of the steps
+    leaving them, and `_observe` of the states they reach."""
+
+    @jax.jit
+    @jax.vmap
+    def rollout(key):
+        reset_key, play_key = jax.random.split(key)
+        state, _ = env.reset(reset_key)
+
+        def body(state, key):
+            action = jax.random.choice(key, jnp.array([-1, 0, 1, 1, 1, 2, 3, 4, 4, 4]), (env.num_agents,))
+            new, timestep = env.step(state, action)
+            return new, (state, timestep, env._observe(new).agents_view)
+
+        return jax.lax.scan(body, state, jax.random.split(play_key, steps))[1]
+
+    return rollout(jax.random.split(jax.random.PRNGKey(seed), copies))
+
+
+@pytest.mark.parametrize("name", ["crware-2c-tiny-4ag", "crware-2c-tiny-4ag-perm", "crware-4c-large-64ag"])
+def test_step_observation_is_the_observation_of_the_new_state(name):
+    """The step builds its observation from the shelves before the move (plus the ones on the
+    robots); it must equal the observation of the state it returns."""
+    env = envs.make(name)
+    _, timestep, observed = _play(env, 8, 60, 0)
+    np.testing.assert_array_equal(timestep.observation.agents_view, observed)
+
+
+def test_lookup_strategies_agree(monkeypatch):
+    """Small look-ups compare every query with every key, big ones go through a scattered table
+    (COMPARE_KEYS, COMPARE_PAIRS); forcing either everywhere changes nothing."""
+    runs = []
+    for keys, pairs in [(crware.COMPARE_KEYS, crware.COMPARE_PAIRS), (0, 0), (10**6, 10**9)]:
+        monkeypatch.setattr(crware, "COMPARE_KEYS", keys)
+        monkeypatch.setattr(crware, "COMPARE_PAIRS", pairs)
+        runs.append(_play(DENSE, 4, 25, 1))  # traced afresh each time
+    for run in runs[1:]:
+        jax.tree.map(np.testing.assert_array_equal, runs[0], run)
