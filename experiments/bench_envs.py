@@ -329,7 +329,7 @@ def code_info() -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     status = git("status", "--porcelain", "--", "envs") or ""
-    changed = sorted(line[3:] for line in status.splitlines() if line.strip())
+    changed = sorted(line.split(maxsplit=1)[1] for line in status.splitlines() if line.strip())  # git() strips the first status column
     sources = {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         for path in sorted((root / "envs").glob("*.py"))
