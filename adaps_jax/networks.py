@@ -104,8 +104,13 @@ class ActorCritic:
         masks = masks if self.spec.uses_masks else ()
         if self.spec.num_param_sets == 1:
             return module.apply(jax.tree.map(lambda p: p[0], params), x, masks)
-        # One parameter set per agent: gather each agent's set, then a batched matmul over agents.
-        per_agent = jax.tree.map(lambda p: p[plan.param_group], params)
+        # Several sets: each agent's set, then a batched matmul over agents. NoPS's param_group is
+        # arange(N), so its stacked sets are already in agent order: no gather (whose gradient is a
+        # scatter-add over all N sets).
+        if self.spec.name == "nops":
+            per_agent = params
+        else:
+            per_agent = jax.tree.map(lambda p: p[plan.param_group], params)
         return jax.vmap(module.apply, in_axes=(0, -2, 0), out_axes=-2)(per_agent, x, masks)
 
     def logits(self, params: dict, plan: SharingPlan, obs: chex.Array) -> chex.Array:
