@@ -201,8 +201,9 @@ def make_train(config: Config, env: MultiAgentEnv | None = None) -> Trainer:
 def seed_keys(seed: int, num_seeds: int) -> chex.Array:
     """One key per seed, sharded over the seed axis across all visible devices when they divide it.
 
-    jit then runs each device's share of the seeds on that device; with `jax.distributed`
-    initialised, the visible devices span every process's machine.
+    jit then runs each device's share of the seeds on that device (`jit_over_seeds` keeps every
+    output sharded the same way); with `jax.distributed` initialised, the visible devices span
+    every process's machine.
     """
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
     devices = jax.devices()
@@ -210,3 +211,18 @@ def seed_keys(seed: int, num_seeds: int) -> chex.Array:
         mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
         keys = jax.device_put(keys, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds")))
     return keys
+
+
+def jit_over_seeds(fn, keys: chex.Array, donate: bool = False):
+    """`jit(vmap(fn))` for a per-seed function (`trainer.init`, `trainer.train_chunk`) whose outputs
+    keep the seed axis laid out like `keys` (see `seed_keys`).
+
+    jit carries the seed sharding of its inputs through the computation, but on its own it leaves
+    replicated on every device the outputs that do not depend on them (zero-initialised Adam moments,
+    counters, the sharing plan's constants) and those of custom calls it cannot split (the LAPACK QR
+    of the orthogonal init: init's parameters). Naming the output sharding keeps every leaf's seeds
+    on their own device. `donate` reuses the input state's buffers (for `train_chunk`).
+    """
+    sharding = keys.sharding if isinstance(keys.sharding, jax.sharding.NamedSharding) else None
+    return jax.jit(jax.vmap(fn), out_shardings=sharding, donate_argnums=(0,) if donate else ())
+
