@@ -36,8 +36,9 @@ test-slow: $(STAMP_TEST)
 bench-envs: $(STAMP_TEST)
 	$(PY) -m experiments.bench_envs
 
-## make bench: the benchmarks (for now the environment benchmark; the training benchmark is open work)
-bench: bench-envs
+## make bench: environment and training benchmarks (bench/results.{json,md}, docs/BENCHMARKS.md; about 40 min)
+bench: $(STAMP_TEST)
+	$(PY) -m experiments.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
