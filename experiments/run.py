@@ -39,7 +39,7 @@ from adaps_jax.config import METHODS, Config, ConfigError, field_types, parse_va
 from adaps_jax.diagnostics import diversity_agents, parameters_per_set, policy_diversity, used_parameter_sets
 from adaps_jax.identity import adjusted_rand_index
 from adaps_jax.masks import mask_overlap
-from adaps_jax.trainer import make_train, seed_keys
+from adaps_jax.trainer import jit_over_seeds, make_train, seed_keys
 from experiments import checkpoint, results
 from experiments.presets import ENV_DEFAULT_SCENARIO, PRESETS, env_family
 
@@ -405,8 +405,8 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
     env = envs.make(run["scenario"])
     trainer = make_train(config, env)
     keys = seed_keys(config.seed, config.num_seeds)
-    init = jax.jit(jax.vmap(trainer.init))
-    chunk = jax.jit(jax.vmap(_checked_chunk(trainer)), donate_argnums=0)
+    init = jit_over_seeds(trainer.init, keys)
+    chunk = jit_over_seeds(_checked_chunk(trainer), keys, donate=True)
     ckpt_dir = out / "checkpoints" / method
     mark = fingerprint(run, method)
     state, logs_done = None, 0

@@ -1,0 +1,109 @@
+"""One training whose seeds are spread over the devices of several machines (`jax.distributed`).
+
+Start the same command on every machine, each with its own `--process-id`:
+
+    python -m experiments.multihost --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 0 \\
+        --scenario bps-15a-3c --method adaps --seeds 64 --steps 1000000 --out results/multihost.json
+    python -m experiments.multihost --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 1 \\
+        --scenario bps-15a-3c --method adaps --seeds 64 --steps 1000000 --out results/multihost.json
+
+Under SLURM, Open MPI or on Cloud TPU leave out the three process flags: `jax.distributed.initialize`
+reads them from the job's environment. What happens: every process builds the same seed keys;
+`seed_keys` shards them over the devices of all processes, so each process initialises and trains
+only its own devices' seeds (a chunk has no collectives: the machines meet only at start-up and
+when the per-seed metrics of each chunk are all-gathered). Process 0 writes them to `--out` as JSON.
+The metrics are those of the same seeds on one machine (tests/test_multihost.py: two processes with
+two CPU devices each against one process).
+
+Seeds are independent, so this keeps no checkpoints: for long sweeps that must survive
+interruptions, run `experiments.run --seed S` on each machine with different seeds instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import jax
+
+# The project's modules are imported only after jax.distributed.initialize: importing jumanji
+# (under envs and adaps_jax) already starts JAX's backend, after which JAX refuses to join a job.
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--coordinator", help="host:port of process 0 (omit where the job environment provides it)")
+    p.add_argument("--num-processes", type=int, help="number of processes (machines) in the job")
+    p.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")
+    p.add_argument("--scenario", default="bps-15a-3c", help="scenario name (see envs.names())")
+    p.add_argument("--method", default="adaps", help="nops, fups, fups_id, seps, snp_ps or adaps")
+    p.add_argument("--seeds", type=int, default=8, help="seeds in all; a multiple of the number of devices")
+    p.add_argument("--steps", type=int, default=400_000, help="environment steps per seed, pretraining included")
+    p.add_argument("--num-logs", type=int, default=10, help="chunks (metric rows per seed)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set any config field")
+    p.add_argument("--out", required=True, help="JSON file that process 0 writes")
+    return p
+
+
+def train(config) -> list[dict]:
+    """Trains `config` over every device of every process; each chunk's metrics for all seeds."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    from adaps_jax.config import ConfigError
+    from adaps_jax.trainer import jit_over_seeds, make_train, seed_keys
+
+    devices = jax.device_count()
+    if config.num_seeds % devices:
+        raise ConfigError(f"--seeds {config.num_seeds} is not a multiple of the {devices} devices of this job")
+    trainer = make_train(config)
+    keys = seed_keys(config.seed, config.num_seeds)
+    state = jit_over_seeds(trainer.init, keys)(keys)
+    chunk = jit_over_seeds(trainer.train_chunk, keys, donate=True)
+    rows = []
+    for log in range(config.num_logs):
+        state, metrics = chunk(state)
+        gathered = multihost_utils.process_allgather(metrics, tiled=True)  # every seed, on every process
+        rows.append({"log": log, "env_steps": trainer.env_steps(log + 1),
+                     **{name: np.asarray(value).tolist() for name, value in gathered._asdict().items()}})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    import envs
+    from adaps_jax.config import Config, ConfigError, parse_value
+    from experiments import results
+
+    try:
+        changes = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
+            changes[key.strip()] = parse_value(key.strip(), value.strip())
+        config = Config(scenario=args.scenario, method=args.method, num_seeds=args.seeds, total_steps=args.steps,
+                        num_logs=args.num_logs).replace(**changes)
+        config.validate(envs.make(config.scenario).num_agents)
+    except ValueError as error:  # ConfigError, or an unknown scenario
+        parser.error(str(error))
+    try:
+        rows = train(config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if jax.process_index() == 0:
+        summary = {"config": {k: v for k, v in config.__dict__.items()}, "processes": jax.process_count(),
+                   "devices": jax.device_count(), "chunks": rows}
+        results.write_json(Path(args.out), summary)
+        print(f"wrote {args.out}: {config.method} on {config.scenario}, {config.num_seeds} seeds over "
+              f"{jax.device_count()} devices of {jax.process_count()} processes")
+    jax.distributed.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
