@@ -50,6 +50,7 @@ import optax
 from adaps_jax import diagnostics
 from adaps_jax.a2c import a2c_loss
 from adaps_jax.config import IDENTITY_METHODS, METHODS, Config
+from adaps_jax.networks import orthogonal
 from adaps_jax.trainer import Trainer, jit_over_seeds, make_train, seed_keys
 from experiments import bench_envs
 
@@ -229,7 +230,10 @@ class JumanjiLbfA2C:
 
             @nn.compact
             def __call__(self, x):
-                init = nn.initializers.orthogonal
+                # Our orthogonal init: flax's, with the same values, but one QR per matrix under vmap.
+                # flax's batched QR deadlocked this program with the seeds sharded 2 per CPU device
+                # (the jaxlib 0.10.2 hang described in adaps_jax/networks.py).
+                init = orthogonal
                 x = nn.relu(nn.Dense(hidden, kernel_init=init(np.sqrt(2)))(x))
                 x = nn.relu(nn.Dense(hidden, kernel_init=init(np.sqrt(2)))(x))
                 return nn.Dense(self.out, kernel_init=init(self.gain))(x)

@@ -16,7 +16,7 @@ The metrics are those of the same seeds on one machine (tests/test_multihost.py:
 two CPU devices each against one process).
 
 Seeds are independent, so this keeps no checkpoints: for long sweeps that must survive
-interruptions, run `experiments.run --seed S` on each machine with different seeds instead.
+interruptions, run `experiments.run --set seed=S` on each machine with a different S instead.
 """
 from __future__ import annotations
 
