@@ -656,7 +656,8 @@ def _machine_line(machine: dict) -> str:
     if load:
         loads += f", at end {load[0]:.1f} (1 min)"
     return (f"{machine['date']} · {machine['cpu_model']} · {machine['cpus_usable']} usable of {machine['cpu_count']} "
-            f"cores · jax {machine['jax']} ({machine['jax_backend']}, {len(machine['jax_devices'])} device) · "
+            f"cores · jax {machine['jax']} ({machine['jax_backend']}, {len(machine['jax_devices'])} device"
+            f"{'s' if len(machine['jax_devices']) > 1 else ''}) · "
             f"XLA_FLAGS `{machine.get('xla_flags') or ''}`{loads}")
 
 
@@ -723,7 +724,7 @@ def to_markdown(report: dict) -> str:
         base = report["agents"][0].get("maxrss_mb")
         lines += ["## Scaling in agents (8 environments per seed, 4 seeds, one process per case)", "",
                   f"Peak memory is the process's maximum resident set (a process that only started JAX: "
-                  f"{_fmt(base)} MB); XLA's figure is the compiled chunk's arguments + temporaries.", "",
+                  f"{_fmt(base)} MB); XLA's figure is the compiled chunk's arguments + temporaries on one device.", "",
                   "| environment | agents | method | agent-steps/s | us per agent-step | peak MB | XLA MB | "
                   "params | chunk env-steps | status |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in report["agents"][1:]:
@@ -747,7 +748,7 @@ def to_markdown(report: dict) -> str:
         lines.append("")
     if report.get("profile"):
         names = list(report["profile"][0]["ms_per_update"])
-        lines += ["## Where the time goes (ms per A2C update of 4 seeds x 8 environments x 5 steps)", "",
+        lines += ["## Where the time goes (ms per A2C update of 4 seeds x 8 environments x 5 steps, one device)", "",
                   "| environment | method | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
         for r in report["profile"]:
             lines.append(f"| {r['scenario']} | {r['method']} | " +
