@@ -36,7 +36,7 @@ test-slow: $(STAMP_TEST)
 bench-envs: $(STAMP_TEST)
 	$(PY) -m experiments.bench_envs
 
-## make bench: environment and training benchmarks (bench/results.{json,md}, docs/BENCHMARKS.md; about 40 min)
+## make bench: environment and training benchmarks (bench/results.{json,md}, docs/BENCHMARKS.md; about 18 min)
 bench: $(STAMP_TEST)
 	$(PY) -m experiments.bench $(ARGS)
 
