@@ -569,7 +569,9 @@ def profile_pieces(scenario: str, method: str, settings: Settings, num_envs: int
 
 def section_profile(settings: Settings, log) -> list[dict]:
     out = []
-    cases = [(s, "fups") for s in settings.profile_envs] + [(settings.nops_30_scenario, "nops")]
+    cases = [(s, "fups") for s in settings.profile_envs]
+    if settings.nops_30_scenario:
+        cases.append((settings.nops_30_scenario, "nops"))
     for scenario, method in cases:
         r = profile_pieces(scenario, method, settings)
         out.append(r)
@@ -669,6 +671,8 @@ def to_markdown(report: dict) -> str:
              f"measured: {', '.join(report['code'].get('uncommitted', [])) or 'none'}. Wall time of this run: "
              f"{_fmt(s.get('wall_s'))} s{' (quick settings: smoke test only)' if s.get('quick') else ''}"
              f" ({', '.join(f'{k} {v:.0f} s' for k, v in s.get('section_s', {}).items())}).", ""]
+    for name, error in report.get("failed_sections", {}).items():
+        lines += [f"**Section {name} failed**: {error}", ""]
     if report.get("targets"):
         lines += ["## Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
         for name, r in report["targets"].items():
@@ -799,20 +803,20 @@ def run(settings: Settings, sections: tuple[str, ...], quick: bool, log=print) -
     start = time.perf_counter()
     report: dict[str, Any] = {}
     load_at_start = list(os.getloadavg())
-    if "envs" in sections:
-        log("environment benchmark (experiments.bench_envs)")
-        report["envs"] = bench_envs.run(settings.envs_batches, settings.envs_settings, log=log)
-    steps = {"training": lambda: section_training(settings, log), "batch": lambda: section_batch(settings, log),
+    steps = {"envs": lambda: bench_envs.run(settings.envs_batches, settings.envs_settings, log=log),
+             "training": lambda: section_training(settings, log), "batch": lambda: section_batch(settings, log),
              "seeds": lambda: section_seeds(settings, log), "agents": lambda: section_agents(settings, log, quick),
              "devices": lambda: section_devices(settings, log, quick), "profile": lambda: section_profile(settings, log)}
-    section_s = {}
-    if "envs" in sections:
-        section_s["envs"] = round(time.perf_counter() - start, 1)
-    for name in SECTIONS[1:]:
+    section_s, failed = {}, {}
+    for name in SECTIONS:
         if name in sections:
             log(f"{name} ({time.perf_counter() - start:.0f} s so far)")
             begin = time.perf_counter()
-            report[name] = steps[name]()
+            try:
+                report[name] = steps[name]()
+            except Exception as error:  # noqa: BLE001 - one broken section must not lose the others' minutes
+                failed[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+                log(f"  {name} failed: {failed[name]}")
             section_s[name] = round(time.perf_counter() - begin, 1)
     machine = bench_envs.machine_info()
     machine["load_average_at_start"] = load_at_start
@@ -822,7 +826,7 @@ def run(settings: Settings, sections: tuple[str, ...], quick: bool, log=print) -
               "settings": {**settings_dict, "quick": quick, "sections": list(sections),
                            "wall_s": round(time.perf_counter() - start, 1), "section_s": section_s},
               "gpu": "none in this session: GPU throughput and the paper sweep's wall time are not measured",
-              **report}
+              "failed_sections": failed, **report}
     report["targets"] = targets(report)
     return report
 
@@ -852,11 +856,15 @@ def main(argv: list[str] | None = None) -> dict:
     print()
     print(markdown)
     docs = args.docs or (str(ROOT / "docs" / "BENCHMARKS.md") if not args.quick and args.out is None else None)
-    if docs:
+    failed = report["failed_sections"]
+    if docs and not failed:  # a partial run does not replace the documented one
         update_docs(markdown, Path(docs))
-    print(f"wrote {json_path} and {md_path}{' and ' + docs if docs else ''} in {report['settings']['wall_s']} s")
+    print(f"wrote {json_path} and {md_path}{' and ' + docs if docs and not failed else ''} in "
+          f"{report['settings']['wall_s']} s")
+    if failed:
+        print(f"error: sections failed: {', '.join(failed)} (the others' results are written)", file=sys.stderr)
     return report
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main().get("failed_sections") else 0)

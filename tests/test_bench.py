@@ -123,3 +123,32 @@ def test_unknown_section_is_a_one_line_error(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "unknown sections ['warp']" in err and "training" in err
+
+
+def test_a_failing_section_is_reported_and_keeps_the_others(monkeypatch):
+    row = {"scenario": "s", "num_seeds": 1, "env_steps_per_s": 10.0}
+    monkeypatch.setattr(bench, "section_seeds", lambda settings, log: [row])
+
+    def broken(settings, log):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(bench, "section_profile", broken)
+    report = bench.run(bench.QUICK, ("seeds", "profile"), quick=True, log=lambda *args: None)
+    assert report["failed_sections"] == {"profile": "RuntimeError: boom"}
+    assert report["seeds"] == [row] and "profile" not in report
+    assert "**Section profile failed**: RuntimeError: boom" in bench.to_markdown(report)
+
+
+def test_quick_profile_has_no_30_agent_case(monkeypatch):
+    calls = []
+
+    def fake_profile(scenario, method, settings):
+        calls.append((scenario, method))
+        return {"ms_per_update": {"whole update": 1.0}}
+
+    monkeypatch.setattr(bench, "profile_pieces", fake_profile)
+    bench.section_profile(bench.QUICK, log=lambda *args: None)
+    assert calls == [("lbf-10x10-6p-3f", "fups")]
+    calls.clear()
+    bench.section_profile(bench.FULL, log=lambda *args: None)
+    assert calls == [(s, "fups") for s in bench.ENVS] + [("bps-30a-3c", "nops")]
