@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-_SEQUENTIAL_SCHEDULER = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+
+def _default_xla_flag(name: str, value: str) -> None:
+    """Appends `--name=value` to XLA_FLAGS unless the user already set `name` there."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if name not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
 
 
 def avoid_cpu_scheduler_deadlock() -> None:
@@ -17,9 +22,7 @@ def avoid_cpu_scheduler_deadlock() -> None:
     run before JAX's CPU backend starts, i.e. before the first computation: importing `adaps_jax`
     does it.
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_enable_concurrency_optimized_scheduler" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {_SEQUENTIAL_SCHEDULER}".strip()
+    _default_xla_flag("xla_cpu_enable_concurrency_optimized_scheduler", "false")
 
 
 def one_cpu_device_per_core() -> None:
@@ -31,7 +34,5 @@ def one_cpu_device_per_core() -> None:
     that is not sharded (1 or 3 seeds) ran as fast as with one device. Only the CPU backend gets
     these devices: on a GPU machine `jax.devices()` are still the GPUs.
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _default_xla_flag("xla_force_host_platform_device_count", str(cores))

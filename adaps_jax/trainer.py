@@ -228,4 +228,3 @@ def jit_over_seeds(fn, keys: chex.Array, donate: bool = False):
     """
     sharding = keys.sharding if isinstance(keys.sharding, jax.sharding.NamedSharding) else None
     return jax.jit(jax.vmap(fn), out_shardings=sharding, donate_argnums=(0,) if donate else ())
-
