@@ -54,7 +54,7 @@ from adaps_jax.networks import orthogonal
 from adaps_jax.trainer import Trainer, jit_over_seeds, make_train, seed_keys
 from experiments import bench_envs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = bench_envs.ROOT
 ENVS = bench_envs.OUR_ENVS  # bps-15a-3c, crware-2c-tiny-4ag, lbf-10x10-6p-3f
 SECTIONS = ("envs", "training", "batch", "seeds", "agents", "devices", "profile")
 # The environments a trainer on the original Python packages would step (names from bench_envs).
@@ -347,30 +347,34 @@ def section_training(settings: Settings, log) -> list[dict]:
     return out
 
 
-def section_batch(settings: Settings, log) -> list[dict]:
-    """FuPS with more environments per seed (4 seeds); 8 per seed is in the training section."""
+def fups_sweep(settings: Settings, log, scenarios: tuple[str, ...], configs, label) -> list[dict]:
+    """FuPS at several sizes per environment (`configs(scenario)`), the sizes of one environment
+    timed in turn; `label(result)` names the size in the log."""
     out = []
-    for scenario in settings.batch_envs:
-        cases = [training_case(bench_config(scenario, "fups", n, 4, settings.big_chunk_env_steps, settings))
-                 for n in settings.batches]
+    for scenario in scenarios:
+        cases = [training_case(config) for config in configs(scenario)]
         for r in interleave(cases, max(2, settings.rounds // 2)):
             out.append(r)
-            log(f"  {scenario:<22} fups E={r['num_envs']:<5} {r['env_steps_per_s']:>10,.0f} env-steps/s")
-        del cases
+            log(f"  {scenario:<22} fups {label(r)} {r['env_steps_per_s']:>10,.0f} env-steps/s")
     return out
+
+
+def section_batch(settings: Settings, log) -> list[dict]:
+    """FuPS with more environments per seed (4 seeds); 8 per seed is in the training section."""
+    return fups_sweep(
+        settings, log, settings.batch_envs,
+        lambda scenario: [bench_config(scenario, "fups", n, 4, settings.big_chunk_env_steps, settings)
+                          for n in settings.batches],
+        lambda r: f"E={r['num_envs']:<5}")
 
 
 def section_seeds(settings: Settings, log) -> list[dict]:
     """FuPS with other numbers of vmapped seeds (8 environments each); 4 seeds is in the training section."""
-    out = []
-    for scenario in settings.seed_envs:
-        cases = [training_case(bench_config(scenario, "fups", 8, s, max(settings.chunk_env_steps, 8 * 5 * s * 2),
-                                            settings)) for s in settings.seeds]
-        for r in interleave(cases, max(2, settings.rounds // 2)):
-            out.append(r)
-            log(f"  {scenario:<22} fups seeds={r['num_seeds']:<4} {r['env_steps_per_s']:>10,.0f} env-steps/s")
-        del cases
-    return out
+    return fups_sweep(
+        settings, log, settings.seed_envs,
+        lambda scenario: [bench_config(scenario, "fups", 8, s, max(settings.chunk_env_steps, 8 * 5 * s * 2), settings)
+                          for s in settings.seeds],
+        lambda r: f"seeds={r['num_seeds']:<4}")
 
 
 def peak_memory_mb() -> float:
@@ -458,19 +462,17 @@ def bench_envs_num_agents(scenario: str) -> int:
 def section_devices(settings: Settings, log, quick: bool) -> list[dict]:
     out = []
     for scenario in settings.device_envs:
-        for repeat in range(1):
-            for devices in (1, 2):
-                flags = f"--xla_force_host_platform_device_count={devices}"
-                spec = {"scenario": scenario, "method": "fups", "num_envs": 8, "num_seeds": 4, "quick": quick,
-                        "rounds": settings.rounds}
-                r = run_case_subprocess(spec, 300, flags)
-                r["repeat"] = repeat
-                out.append(r)
-                if r["status"] == "ok":
-                    log(f"  {scenario:<22} fups devices={r['devices']} (state on {r['state_devices']}) "
-                        f"{r['env_steps_per_s']:>10,.0f} env-steps/s")
-                else:
-                    log(f"  {scenario:<22} fups devices={devices}: {r['status']}")
+        for devices in (1, 2):
+            flags = f"--xla_force_host_platform_device_count={devices}"
+            spec = {"scenario": scenario, "method": "fups", "num_envs": 8, "num_seeds": 4, "quick": quick,
+                    "rounds": settings.rounds}
+            r = run_case_subprocess(spec, 300, flags)
+            out.append(r)
+            if r["status"] == "ok":
+                log(f"  {scenario:<22} fups devices={r['devices']} (state on {r['state_devices']}) "
+                    f"{r['env_steps_per_s']:>10,.0f} env-steps/s")
+            else:
+                log(f"  {scenario:<22} fups devices={devices}: {r['status']}")
     return out
 
 
@@ -744,11 +746,11 @@ def to_markdown(report: dict) -> str:
         lines.append("")
     if report.get("devices"):
         lines += ["## Seeds sharded over CPU devices (FuPS, 4 seeds, 8 environments each)", "",
-                  "| environment | devices | state on devices | env-steps/s | repeat |", "|---|---:|---:|---:|---:|"]
+                  "| environment | devices | state on devices | env-steps/s |", "|---|---:|---:|---:|"]
         for r in report["devices"]:
             if r["status"] == "ok":
                 lines.append(f"| {r['scenario']} | {r['devices']} | {r['state_devices']} | "
-                             f"{_fmt(r['env_steps_per_s'])} | {r['repeat']} |")
+                             f"{_fmt(r['env_steps_per_s'])} |")
         lines.append("")
     if report.get("profile"):
         names = list(report["profile"][0]["ms_per_update"])
@@ -765,16 +767,8 @@ def to_markdown(report: dict) -> str:
 
 
 def code_info() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.rstrip("\n") if out.returncode == 0 else None  # porcelain lines start with a space
-
-    status = git("status", "--porcelain", "--", "adaps_jax", "envs", "experiments/bench.py") or ""
-    return {"git_head": (git("rev-parse", "HEAD") or "").strip() or None,
-            "uncommitted": sorted(line[3:] for line in status.splitlines() if line.strip())}
+    return {"git_head": bench_envs.git("rev-parse", "HEAD"),
+            "uncommitted": bench_envs.uncommitted("adaps_jax", "envs", "experiments/bench.py")}
 
 
 BEGIN, END = "<!-- bench:begin (generated by python -m experiments.bench) -->", "<!-- bench:end -->"

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jumanji.types import StepType
 
+ROOT = Path(__file__).resolve().parent.parent
 OUR_ENVS = ("bps-15a-3c", "crware-2c-tiny-4ag", "lbf-10x10-6p-3f")
 DEFAULT_BATCHES = (1, 256, 2048)
 
@@ -317,25 +318,29 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def git(*args: str) -> str | None:
+    """The output of `git args` in the project (trailing newlines removed), or None without git."""
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.rstrip("\n") if out.returncode == 0 else None
+
+
+def uncommitted(*paths: str) -> list[str]:
+    """The files under `paths` that differ from git HEAD (or are untracked)."""
+    status = git("status", "--porcelain", "--", *paths) or ""
+    return sorted(line[3:] for line in status.splitlines() if line.strip())  # "XY path"
+
+
 def code_info() -> dict[str, Any]:
     """Which environment code was measured: git HEAD, and a hash of each envs/*.py (and if it is uncommitted)."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    status = git("status", "--porcelain", "--", "envs") or ""
-    changed = sorted(line.split(maxsplit=1)[1] for line in status.splitlines() if line.strip())  # git() strips the first status column
     sources = {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        for path in sorted((root / "envs").glob("*.py"))
+        str(path.relative_to(ROOT)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted((ROOT / "envs").glob("*.py"))
     }
     return {"git_head": git("rev-parse", "HEAD"), "env_sources_sha256": sources,
-            "env_sources_uncommitted": changed}
+            "env_sources_uncommitted": uncommitted("envs")}
 
 
 def _rate(measurements, env: str, batch: int, key: str = "env_steps_per_s") -> float | None:
