@@ -57,7 +57,8 @@ def exists(directory: Path) -> bool:
     return latest(directory) is not None
 
 
-def read_meta(directory: Path) -> dict:
+def _complete(directory: Path) -> tuple[Path, dict]:
+    """The complete checkpoint folder to read and its meta.json."""
     path = latest(directory)
     if path is None:
         raise CheckpointError(f"checkpoint {directory} is missing")
@@ -66,7 +67,11 @@ def read_meta(directory: Path) -> dict:
         int(meta["logs_done"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"checkpoint {path} is corrupt: unreadable meta.json ({type(err).__name__}: {err})".splitlines()[0]) from None
-    return meta
+    return path, meta
+
+
+def read_meta(directory: Path) -> dict:
+    return _complete(directory)[1]
 
 
 def restore(directory: Path, abstract_state: Any, fingerprint: str | None = None) -> tuple[Any, int]:
@@ -75,8 +80,7 @@ def restore(directory: Path, abstract_state: Any, fingerprint: str | None = None
     With `fingerprint`, the checkpoint must have been written by the run of that fingerprint.
     `abstract_state=None` restores the saved tree as it is (nested dicts of arrays), for inspection.
     """
-    meta = read_meta(directory)
-    path = latest(directory)
+    path, meta = _complete(directory)
     if fingerprint is not None and meta.get("fingerprint") != fingerprint:
         raise CheckpointError(f"checkpoint {path} was written by a different run configuration or code version; "
                               "it cannot be resumed by this run")
