@@ -75,20 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     import envs
-    from adaps_jax.config import Config, ConfigError, parse_value
+    from adaps_jax.config import Config, ConfigError
     from experiments import results
+    from experiments.run import parse_set
 
     try:
-        changes = {}
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
-            changes[key.strip()] = parse_value(key.strip(), value.strip())
         config = Config(scenario=args.scenario, method=args.method, num_seeds=args.seeds, total_steps=args.steps,
-                        num_logs=args.num_logs).replace(**changes)
+                        num_logs=args.num_logs).replace(**parse_set(args.set))
         config.validate(envs.make(config.scenario).num_agents)
-    except ValueError as error:  # ConfigError, or an unknown scenario
+    except ValueError as error:  # ConfigError, a bad --set (UsageError), or an unknown scenario
         parser.error(str(error))
     try:
         rows = train(config)

@@ -140,10 +140,26 @@ def _typed(name: str, value, where: str):
     raise UsageError(f"config field {name} {where} must be {getattr(kind, '__name__', kind)}, got {value!r}")
 
 
-def _check_finite(fields: dict) -> None:
-    for name, value in fields.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UsageError(f"{name} must be a finite number, got {value}")
+def parse_set(items: list[str]) -> dict:
+    """Config fields from `--set KEY=VALUE` items; a bad one raises an error naming it (with an
+    example of a valid value for a known field)."""
+    fields = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise UsageError(f"--set needs KEY=VALUE, got {item!r}")
+        if key in FLAG_FIELDS:
+            raise UsageError(f"--set {key}=... is not allowed; choose the {key} with {FLAG_FIELDS[key]}")
+        try:
+            fields[key] = parse_value(key, value.strip())
+        except ConfigError as err:
+            if key not in field_types():
+                raise
+            default = getattr(Config(), key)
+            example = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            raise UsageError(f"{err}; for example {key}={example}") from None
+    return fields
 
 
 def resolve_run(args: argparse.Namespace) -> dict:
@@ -177,27 +193,10 @@ def resolve_run(args: argparse.Namespace) -> dict:
     for flag, name in (("seeds", "num_seeds"), ("steps", "total_steps"), ("num_envs", "num_envs")):
         if getattr(args, flag) is not None:
             fields[name] = getattr(args, flag)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise UsageError(f"--set needs KEY=VALUE, got {item!r}")
-        if key in FLAG_FIELDS:
-            raise UsageError(f"--set {key}=... is not allowed; choose the {key} with {FLAG_FIELDS[key]}")
-        try:
-            fields[key] = parse_value(key, value.strip())
-        except OverflowError:
-            raise UsageError(f"cannot read {key}={value.strip()!r}: the number is too large") from None
-        except ConfigError as err:
-            if key not in field_types():
-                raise
-            default = getattr(Config(), key)
-            example = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            raise UsageError(f"{err}; for example {key}={example}") from None
+    fields.update(parse_set(args.set))
     base = Config(**fields)
     for m in methods:
-        base.replace(method=m).validate(env.num_agents)
-    _check_finite(fields)  # what validate() lets through: NaN or infinite coefficients
+        base.replace(method=m).validate(env.num_agents)  # also refuses NaN and infinite numbers
     out = Path(args.out or f"results/{scenario}-{preset}")
     return {"scenario": scenario, "preset": preset, "methods": methods, "out": str(out),
             "config": _config_dict(base), "code_version": code_version(), "tensorboard": args.tensorboard}
