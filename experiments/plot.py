@@ -110,14 +110,10 @@ def read_run(folder: Path) -> Run:
         rows = results.read_metrics(folder / "metrics.csv")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise PlotInputError(f"{folder}: metrics.csv is unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
-    summary: dict = {}
-    if (folder / "summary.json").is_file():
-        try:
-            summary = results.read_json(folder / "summary.json")
-        except (OSError, ValueError) as err:
-            raise PlotInputError(f"{folder}: summary.json is unreadable ({err})".splitlines()[0]) from None
-        if not isinstance(summary, dict):
-            raise PlotInputError(f"{folder}: summary.json is not an object of methods")
+    try:
+        summary = results.read_summary(folder)
+    except ValueError as err:
+        raise PlotInputError(f"{folder}: summary.json is unreadable ({err})".splitlines()[0]) from None
     listed = [m for m in run.get("methods", []) if isinstance(m, str)]
     seen = sorted({r["method"] for r in rows} | set(summary), key=_method_order)
     methods = [m for m in listed if m in seen] + [m for m in seen if m not in listed]

@@ -50,12 +50,10 @@ def choose_method(folder: Path, run: dict, method: str | None) -> str:
         if method not in methods:
             raise UsageError(f"method {method!r} is not in the run {folder}; its methods: {', '.join(methods)}")
         return method
-    summary = {}
-    if (folder / "summary.json").is_file():
-        try:
-            summary = results.read_json(folder / "summary.json")
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{folder}: summary.json is unreadable ({err}); choose one with --method".splitlines()[0]) from None
+    try:
+        summary = results.read_summary(folder)
+    except ValueError as err:
+        raise UsageError(f"{folder}: summary.json is unreadable ({err}); choose one with --method".splitlines()[0]) from None
     finished = [m for m in methods if m in summary]
     if not finished:
         raise UsageError(f"no method of {folder} has finished; choose one with --method ({', '.join(methods)})")

@@ -45,6 +45,21 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+def read_summary(folder: Path) -> dict:
+    """A run folder's summary.json, {} before any method finished. ValueError with a one-line reason
+    when it is unreadable or not an object of methods."""
+    path = folder / "summary.json"
+    if not path.exists():
+        return {}
+    try:
+        summary = read_json(path)
+    except OSError as err:
+        raise ValueError(str(err)) from None
+    if not isinstance(summary, dict):
+        raise ValueError("not an object of methods")
+    return summary
+
+
 def _jsonable(x: Any) -> Any:
     if hasattr(x, "tolist"):
         return x.tolist()

@@ -535,14 +535,10 @@ def _read_results(out: Path) -> tuple[list[dict], dict]:
         rows = results.read_metrics(out / "metrics.csv")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"{out}/metrics.csv is corrupt ({type(err).__name__}: {err}); cannot continue this run".splitlines()[0]) from None
-    summary = {}
-    if (out / "summary.json").exists():
-        try:
-            summary = results.read_json(out / "summary.json")
-        except (OSError, ValueError) as err:
-            raise UsageError(f"{out}/summary.json is corrupt ({err}); cannot continue this run".splitlines()[0]) from None
-        if not isinstance(summary, dict):
-            raise UsageError(f"{out}/summary.json is corrupt (not an object of methods); cannot continue this run")
+    try:
+        summary = results.read_summary(out)
+    except ValueError as err:
+        raise UsageError(f"{out}/summary.json is corrupt ({err}); cannot continue this run".splitlines()[0]) from None
     return rows, summary
 
 

@@ -121,3 +121,16 @@ def test_cli_default_out_folder(tmp_path, capsys):
     assert plot.main([str(folder)]) == 0
     assert (folder / "plots" / "learning_curves.png").exists()
     assert str(folder / "plots" / "summary.md") in capsys.readouterr().out
+
+
+def test_read_summary_of_every_tool(tmp_path):
+    """run, plot and render read summary.json through results.read_summary."""
+    assert results.read_summary(tmp_path) == {}
+    (tmp_path / "summary.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="^not an object of methods$"):
+        results.read_summary(tmp_path)
+    (tmp_path / "summary.json").write_text("{\"fups\": ")
+    with pytest.raises(ValueError, match="Expecting value"):
+        results.read_summary(tmp_path)
+    (tmp_path / "summary.json").write_text("{\"fups\": {}}")
+    assert results.read_summary(tmp_path) == {"fups": {}}
