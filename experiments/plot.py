@@ -2,14 +2,23 @@
 
     python -m experiments.plot results/bps-15a-3c-quick                       # into <DIR>/plots
     python -m experiments.plot results/bps-* results/lbf-* --out figures/     # several scenarios
+    python -m experiments.plot results/bps-15a-3c-quick --band minmax --per-type
 
 Writes into the output folder:
-    learning_curves.png/.svg  one panel per scenario (as the paper's Fig. 3): the mean team return
-                              (summed over agents) over seeds as a line, the min-max over seeds
-                              as a band, one fixed colour per method
+    learning_curves.png/.svg  one panel per scenario (as the paper's Fig. 3): the greedy test return
+                              (summed over agents); by default the IQM over seeds as the line and its
+                              95% stratified bootstrap interval as the band, with --band minmax the
+                              mean and the min-max over seeds; one fixed colour per method
+    per_type_curves.png/.svg  (--per-type) the same per agent type, one panel per type and scenario
     model_size.png/.svg       relative model size per method (as the paper's Fig. 4), the
                               parameter count written on each bar; one group per scenario
+    aggregate_iqm.png/.svg    IQM over scenarios and seeds of the final test return, min-max
+                              normalised per scenario, with its 95% interval (experiments.stats)
+    probability_of_improvement.png/.svg
+                              P(AdaPS > each other method) on the final test return, with its interval
     summary.md                a table per scenario: final return, size, diversity, clusters, time
+Folders written before evaluation was logged have no test return: their curves show the training
+return instead, they are left out of the aggregate figures, and one line says so.
 `summary.md` needs nothing beyond the standard library; the figures need matplotlib (the `plots`
 extra). Run folders may be unfinished: methods without a summary.json entry still get their
 learning curve, and appear in summary.md as unfinished.
@@ -25,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import results
+from experiments import results, stats
 
 EXIT_BAD_INPUT = 2
+BANDS = ("ci", "minmax")
+TEST_COLUMN = stats.GREEDY
 INSTALL_HINT = "plots need matplotlib: pip install 'adaps-jax[plots]'"
 
 # One fixed colour and label per method, the same in every panel and figure.
@@ -82,6 +93,21 @@ class Curve:
         r = self.returns[:, has_value]
         return self.steps[has_value], np.nanmean(r, axis=0), np.nanmin(r, axis=0), np.nanmax(r, axis=0)
 
+    def band(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Steps, line and band: "minmax" as `stats`; "ci" the IQM over seeds and its 95% stratified
+        bootstrap interval at each logging point. The curve bands always use the numpy bootstrap:
+        one interval per point and method is hundreds of intervals, seconds each through rliable."""
+        if kind == "minmax":
+            return self.stats()
+        if kind != "ci":
+            raise PlotInputError(f"unknown band {kind!r} (allowed: {', '.join(BANDS)})")
+        has_value = ~np.all(np.isnan(self.returns), axis=0)
+        centre, low, high = [], [], []
+        for column in self.returns[:, has_value].T:
+            point, (lo, hi) = stats.iqm_interval(column[~np.isnan(column)], backend="numpy")
+            centre.append(point), low.append(lo), high.append(hi)
+        return self.steps[has_value], np.array(centre), np.array(low), np.array(high)
+
 
 @dataclass
 class Run:
@@ -89,8 +115,23 @@ class Run:
     scenario: str
     num_seeds: int | None
     methods: list[str]  # in the run's order
-    curves: dict[str, Curve]
+    curves: dict[str, Curve]  # training return (return_mean)
     summary: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)  # metrics.csv as results.read_metrics gives it
+    test_curves: dict[str, Curve] = field(default_factory=dict)  # greedy test return; {} in old folders
+    num_types: int = 0
+
+    @property
+    def has_eval(self) -> bool:
+        """Whether the folder logged a test return: written by a version that evaluates, and (the
+        column may be there but empty) it has finished an evaluation."""
+        return any(math.isfinite(r.get(TEST_COLUMN, math.nan)) for r in self.rows)
+
+    def type_curves(self, t: int) -> tuple[dict[str, Curve], bool]:
+        """Curves of agent type t: the greedy test return when logged, else the training return;
+        and whether they are test returns."""
+        column = f"{TEST_COLUMN}_type_{t}" if self.has_eval else f"return_type_{t}"
+        return _curves(self.rows, self.methods, column), self.has_eval
 
 
 def read_run(folder: Path) -> Run:
@@ -117,9 +158,19 @@ def read_run(folder: Path) -> Run:
     listed = [m for m in run.get("methods", []) if isinstance(m, str)]
     seen = sorted({r["method"] for r in rows} | set(summary), key=_method_order)
     methods = [m for m in listed if m in seen] + [m for m in seen if m not in listed]
+    curves = _curves(rows, methods, "return_mean")
+    test_curves = _curves(rows, methods, TEST_COLUMN)
+    columns = set().union(*(r.keys() for r in rows)) if rows else set()
+    num_types = sum(1 for c in columns if c.startswith("return_type_"))
+    num_seeds = run.get("config", {}).get("num_seeds") if isinstance(run.get("config"), dict) else None
+    return Run(folder, scenario, num_seeds, methods, curves, summary, rows, test_curves, num_types)
+
+
+def _curves(rows: list[dict], methods: list[str], column: str) -> dict[str, Curve]:
+    """Per method with rows holding `column`: its values per seed and logging point."""
     curves = {}
     for method in methods:
-        mine = [r for r in rows if r["method"] == method]
+        mine = [r for r in rows if r["method"] == method and column in r]
         if not mine:
             continue
         logs = sorted({r["log"] for r in mine})
@@ -127,10 +178,9 @@ def read_run(folder: Path) -> Run:
         steps = {r["log"]: r["env_steps"] for r in mine}
         returns = np.full((len(seeds), len(logs)), np.nan)
         for r in mine:
-            returns[seeds.index(r["seed"]), logs.index(r["log"])] = r["return_mean"]
+            returns[seeds.index(r["seed"]), logs.index(r["log"])] = r[column]
         curves[method] = Curve(method, np.array([steps[l] for l in logs], float), returns)
-    num_seeds = run.get("config", {}).get("num_seeds") if isinstance(run.get("config"), dict) else None
-    return Run(folder, scenario, num_seeds, methods, curves, summary)
+    return curves
 
 
 def _group_by_scenario(runs: list[Run]) -> dict[str, list[Run]]:
@@ -240,33 +290,58 @@ def _step_unit(max_steps: float) -> tuple[float, str]:
     return 1.0, "environment steps"
 
 
-def learning_curves(runs: list[Run], path: Path) -> list[Path]:
+@dataclass
+class Panel:
+    """One axes of curves: (method, label, linestyle, curve) entries under a title."""
+
+    title: str
+    entries: list[tuple[str, str, str, Curve]]
+    ylabel: str
+
+
+def _centre_name(band: str) -> str:
+    return "IQM" if band == "ci" else "mean"
+
+
+def _band_name(band: str) -> str:
+    return "95% bootstrap CI of the IQM" if band == "ci" else "min-max over seeds"
+
+
+def _seed_text(group: list[Run]) -> str:
+    seeds = sorted({r.num_seeds for r in group if r.num_seeds})
+    return f" ({'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'})" if seeds else ""
+
+
+def _curve_figure(panels: list[Panel | None], path: Path, band: str, panel_size: tuple[float, float],
+                  font: float, ncols: int = 3) -> list[Path]:
+    """Panels of curves, three to a row (None leaves a place empty), one legend below: the line is the
+    IQM (or mean) over seeds, the band the bootstrap interval (or min-max), drawn only where there
+    are several seeds."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    groups = _group_by_scenario(runs)
-    ncols = min(len(groups), 3)
-    nrows = math.ceil(len(groups) / ncols)
-    fig = _figure(5.2 * ncols, 3.9 * nrows + 0.7)
+    ncols = min(len(panels), ncols)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _figure(panel_size[0] * ncols, panel_size[1] * nrows + 0.7)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     handles: dict[str, tuple[tuple, Line2D]] = {}  # label -> (sort key, line)
     banded = False
-    max_steps = max((c.steps.max() for r in runs for c in r.curves.values() if c.steps.size), default=0.0)
+    max_steps = max((c.steps.max() for p in panels if p for *_, c in p.entries if c.steps.size), default=0.0)
     scale, xlabel = _step_unit(max_steps)
-    for ax, (scenario, group) in zip(axes.flat, groups.items()):
+    for ax, panel in zip(axes.flat, panels):
+        if panel is None:
+            ax.set_visible(False)
+            continue
         drawn = 0
-        for run, method, label, style in _entries(group):
-            curve = run.curves.get(method)
-            if curve is None:
-                continue
-            steps, mean, low, high = curve.stats()
+        for method, label, style, curve in panel.entries:
+            steps, centre, low, high = curve.band(band)
             if steps.size == 0:
                 continue
             colour = method_colour(method)
             marker = "o" if steps.size <= 25 else None
-            (line,) = ax.plot(steps, mean, color=colour, linestyle=style, linewidth=2, marker=marker, markersize=3.5,
-                              label=label, zorder=3)
+            (line,) = ax.plot(steps, centre, color=colour, linestyle=style, linewidth=2, marker=marker,
+                              markersize=3.5, label=label, zorder=3)
             if curve.returns.shape[0] > 1:
                 ax.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0, zorder=2)
                 banded = True
@@ -274,30 +349,77 @@ def learning_curves(runs: list[Run], path: Path) -> list[Path]:
             drawn += 1
         if not drawn:
             ax.text(0.5, 0.5, "no finished episodes yet", transform=ax.transAxes, ha="center", va="center",
-                    color="grey", fontsize=11)
+                    color="grey", fontsize=font + 1)
             ax.set_xlim(0, max_steps or 1.0)
             ax.set_yticks([])
-        seeds = sorted({r.num_seeds for r in group if r.num_seeds})
-        seed_text = f" ({'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'})" if seeds else ""
-        ax.set_title(scenario + seed_text, fontsize=12)
-        ax.set_xlabel(xlabel, fontsize=10)
-        ax.set_ylabel("mean episode return\n(sum over agents)", fontsize=10)
+        ax.set_title(panel.title, fontsize=font + 2)
+        ax.set_xlabel(xlabel, fontsize=font)
+        if panel.ylabel:
+            ax.set_ylabel(panel.ylabel, fontsize=font)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / scale:g}"))
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if panel_size[0] < 4 else 6, steps=[1, 2, 2.5, 5, 10]))
         ax.set_xlim(left=0)
         ax.grid(True, alpha=0.3)
-        ax.tick_params(labelsize=9)
-    for ax in list(axes.flat)[len(groups):]:
+        ax.tick_params(labelsize=font - 1)
+    for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     if handles:
         ordered = sorted(handles.items(), key=lambda item: item[1][0])
         legend = [line for _, (_, line) in ordered]
         labels = [label for label, _ in ordered]
+        per_panel = 3 if max(map(len, labels)) <= 20 else 2  # labels with folder names take two places
         if banded:
-            legend.append(Patch(facecolor="grey", alpha=0.25, label="min-max over seeds"))
-            labels.append("min-max over seeds")
-        fig.legend(legend, labels, loc="outside lower center", ncol=min(len(labels), 3 * ncols + 1), fontsize=10, frameon=False)
+            legend.append(Patch(facecolor="grey", alpha=0.25))
+            labels.append(_band_name(band))
+        fig.legend(legend, labels, loc="outside lower center", ncol=min(len(labels), per_panel * ncols + 1),
+                   fontsize=font, frameon=False)
     return _save(fig, path)
+
+
+def learning_curves(runs: list[Run], path: Path, band: str = "ci") -> list[Path]:
+    """One panel per scenario: the greedy test return, or the training return for a folder written
+    before evaluation was logged (its axis says which)."""
+    panels = []
+    for scenario, group in _group_by_scenario(runs).items():
+        entries = []
+        for run, method, label, style in _entries(group):
+            curve = (run.test_curves if run.has_eval else run.curves).get(method)
+            if curve is not None:
+                entries.append((method, label, style, curve))
+        kind = "test return, greedy" if all(r.has_eval for r in group) else (
+            "training return" if not any(r.has_eval for r in group) else "test or training return")
+        panels.append(Panel(scenario + _seed_text(group), entries,
+                            f"{kind}\n({_centre_name(band)} over seeds, sum over agents)"))
+    return _curve_figure(panels, path, band, (5.2, 3.9), 10)
+
+
+def per_type_curves(runs: list[Run], path: Path, band: str = "ci") -> list[Path]:
+    """One panel per agent type and scenario: the return summed over that type's agents (greedy test
+    return, or training return for old folders). Writes nothing (returns []) without type columns."""
+    per_scenario: list[list[Panel]] = []
+    for scenario, group in _group_by_scenario(runs).items():
+        panels = []
+        for t in range(max(r.num_types for r in group)):
+            entries, tested = [], []
+            for run, method, label, style in _entries(group):
+                curves, is_test = run.type_curves(t)
+                tested.append(is_test)
+                if method in curves:
+                    entries.append((method, label, style, curves[method]))
+            kind = "test return" if all(tested) else "training return" if not any(tested) else "return"
+            ylabel = f"{kind} of the type's agents\n({_centre_name(band)} over seeds)"
+            panels.append(Panel(f"{scenario}: type {t}", entries, ylabel))
+        if panels:
+            per_scenario.append(panels)
+    if not per_scenario:
+        return []
+    ncols = min(max(len(p) for p in per_scenario), 3)
+    panels: list[Panel | None] = []
+    for scenario_panels in per_scenario:  # each scenario starts a row; the axis label on its first column
+        for i, panel in enumerate(scenario_panels):
+            panel.ylabel = panel.ylabel if i % ncols == 0 else ""
+        panels += scenario_panels + [None] * (-len(scenario_panels) % ncols)
+    return _curve_figure(panels, path, band, (3.6, 3.2), 12, ncols)  # larger type: three panels shown 700 px wide
 
 
 def _size_text(size: float) -> str:
@@ -351,25 +473,151 @@ def model_size(runs: list[Run], path: Path) -> list[Path]:
     return _save(fig, path)
 
 
+def final_test_scores(runs: list[Run]) -> tuple[list[str], dict[str, np.ndarray], list[str]]:
+    """The scenarios with test returns, per method a (seeds, scenarios) matrix of each seed's final
+    greedy test return (NaN where a scenario has fewer seeds), and notes on what was left out: a
+    method must have a value in every scenario to be aggregated over them."""
+    notes = []
+    groups = _group_by_scenario([r for r in runs if r.has_eval])
+    per_scenario: dict[str, dict[str, np.ndarray]] = {}
+    for scenario, group in groups.items():
+        finals: dict[str, np.ndarray] = {}
+        for run in group:
+            for method in run.methods:
+                values = stats.final_scores(run.rows, method)
+                values = values[np.isfinite(values)]
+                if method in finals:  # two runs of one scenario: which seeds to pool is not ours to guess
+                    return [], {}, [f"no aggregate figures: {scenario} has {method_label(method)} in several "
+                                    f"folders (give one folder per scenario)"]
+                if values.size:
+                    finals[method] = values
+        per_scenario[scenario] = finals
+    scenarios = list(per_scenario)
+    everywhere = [m for m in sorted({m for f in per_scenario.values() for m in f}, key=_method_order)
+                  if all(m in f for f in per_scenario.values())]
+    partial = sorted({m for f in per_scenario.values() for m in f} - set(everywhere), key=_method_order)
+    if partial:
+        notes.append(f"left out of the aggregate figures (no final test return in every scenario): "
+                     f"{', '.join(method_label(m) for m in partial)}")
+    matrices = {}
+    for m in everywhere:
+        n = max(per_scenario[s][m].size for s in scenarios)
+        x = np.full((n, len(scenarios)), np.nan)
+        for j, s in enumerate(scenarios):
+            x[:per_scenario[s][m].size, j] = per_scenario[s][m]
+        matrices[m] = x
+    return scenarios, matrices, notes
+
+
+def _interval_figure(items: list[tuple[str, str, float, list[float]]], path: Path, xlabel: str, title: str,
+                     reference: float | None = None, xlim: tuple[float, float] | None = None) -> list[Path]:
+    """Horizontal intervals, one row per (method, label, point, [low, high]) as rliable draws them:
+    a bar over the interval, a tick at the point estimate, and the numbers written beside."""
+    fig = _figure(7.0, 0.5 * len(items) + 1.5)
+    ax = fig.subplots()
+    for y, (method, label, point, (low, high)) in enumerate(items):
+        colour = method_colour(method)
+        ax.barh(y, max(high - low, 1e-9), left=low, height=0.6, color=colour, alpha=0.75, zorder=2)
+        ax.vlines(point, y - 0.3, y + 0.3, color="black", linewidth=2, zorder=3)
+    if reference is not None:
+        ax.axvline(reference, color="grey", linestyle="--", linewidth=1, zorder=1)
+    ax.set_yticks(range(len(items)), [label for _, label, _, _ in items], fontsize=11)
+    for tick, (method, *_) in zip(ax.get_yticklabels(), items):
+        tick.set_color(method_colour(method))
+    ax.set_ylim(len(items) - 0.5, -0.5)  # the first item on top
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    for y, (_, _, point, (low, high)) in enumerate(items):
+        ax.annotate(f"{point:.2f} [{low:.2f}, {high:.2f}]", (1.02, y), xycoords=("axes fraction", "data"),
+                    va="center", ha="left", fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=11)
+    ax.set_title(title, fontsize=12)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="x", labelsize=10)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    return _save(fig, path)
+
+
+def _scenario_text(scenarios: list[str]) -> str:
+    return scenarios[0] if len(scenarios) == 1 else f"{len(scenarios)} scenarios"
+
+
+def aggregate_iqm(scenarios: list[str], matrices: dict[str, np.ndarray], path: Path, backend: str = "auto") -> list[Path]:
+    """IQM over scenarios and seeds of the final test return, normalised per scenario (min-max over
+    every method's seeds, see stats.normalise), with its 95% stratified bootstrap interval."""
+    if not matrices:
+        return []
+    normalised = stats.normalise(matrices)
+    items = []
+    for method, x in normalised.items():
+        point, interval = stats.iqm_interval(x, backend=backend)
+        items.append((method, method_label(method), point, interval))
+    return _interval_figure(items, path, "normalised final test return (IQM; 0 = worst seed, 1 = best seed)",
+                            f"Aggregate over {_scenario_text(scenarios)}, 95% bootstrap CI", xlim=(-0.02, 1.02))
+
+
+def probability_of_improvement_figure(scenarios: list[str], matrices: dict[str, np.ndarray], path: Path,
+                                      backend: str = "auto") -> list[Path]:
+    """P(AdaPS > X) on the final test return for every other method X, averaged over scenarios, with
+    its 95% stratified bootstrap interval. Writes nothing without AdaPS and another method."""
+    if "adaps" not in matrices or len(matrices) < 2:
+        return []
+    items = []
+    for method, x in matrices.items():
+        if method == "adaps":
+            continue
+        point, interval = stats.probability_of_improvement_interval(matrices["adaps"], x, backend=backend)
+        items.append((method, method_label(method), point, interval))
+    return _interval_figure(items, path, f"P({method_label('adaps')} > method) on the final test return",
+                            f"Probability of improvement over {_scenario_text(scenarios)}, 95% bootstrap CI",
+                            reference=0.5, xlim=(0.0, 1.0))
+
+
 # ---- entry points -------------------------------------------------------------------------------
 
 
-def plot_folders(folders: list[Path], out: Path) -> list[Path]:
+def plot_folders(folders: list[Path], out: Path, band: str = "ci", per_type: bool = False, backend: str = "auto",
+                 notes: list[str] | None = None) -> list[Path]:
     """Reads the results folders and writes summary.md and the figures into `out`; the files written.
 
-    Raises PlotInputError for a folder that is not a results folder, ImportError (with the install
-    hint) when matplotlib is missing; summary.md is written before the figures are tried.
+    `notes` (if given) collects one-line remarks on figures left out, such as the ones that need
+    evaluation data. Raises PlotInputError for a folder that is not a results folder or a bad option,
+    ImportError (with the install hint) when matplotlib is missing; summary.md is written before the
+    figures are tried.
     """
     if not folders:
         raise PlotInputError("give at least one results folder")
+    if band not in BANDS:
+        raise PlotInputError(f"unknown band {band!r} (allowed: {', '.join(BANDS)})")
+    if backend not in stats.BACKENDS:
+        raise PlotInputError(f"unknown statistics backend {backend!r} (allowed: {', '.join(stats.BACKENDS)})")
+    notes = [] if notes is None else notes
     runs = [read_run(Path(f)) for f in folders]
+    scenarios, matrices, score_notes = final_test_scores(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results.write_atomic(out / "summary.md", summary_markdown(runs))
     written = [out / "summary.md"]
     _figure(1, 1)  # raises the install hint before any figure work when matplotlib is missing
-    written += learning_curves(runs, out / "learning_curves.png")
+    written += learning_curves(runs, out / "learning_curves.png", band)
+    if per_type:
+        written += per_type_curves(runs, out / "per_type_curves.png", band)
     written += model_size(runs, out / "model_size.png")
+    try:
+        written += aggregate_iqm(scenarios, matrices, out / "aggregate_iqm.png", backend)
+        written += probability_of_improvement_figure(scenarios, matrices, out / "probability_of_improvement.png",
+                                                     backend)
+    except stats.StatsInputError as err:
+        raise PlotInputError(str(err)) from None
+    old = [str(r.folder) for r in runs if not r.has_eval]
+    if old:
+        what = "curves" if not per_type else "curves, per-type curves included,"
+        notes.append(f"no evaluation columns in {', '.join(old)}: their {what} show the training return, and "
+                     f"aggregate_iqm and probability_of_improvement leave them out (they need evaluation data: "
+                     f"rerun with this version)")
+    notes += score_notes
     return written
 
 
@@ -378,11 +626,17 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("folders", nargs="+", metavar="DIR", help="results folders (written by experiments.run)")
     p.add_argument("--out", metavar="PLOTDIR", help="output folder (default: <first DIR>/plots)")
+    p.add_argument("--band", choices=BANDS, default="ci",
+                   help="ci: IQM over seeds and its 95%% bootstrap interval (default); minmax: mean and min-max")
+    p.add_argument("--per-type", action="store_true", help="also per_type_curves: one panel per agent type")
+    p.add_argument("--stats-backend", choices=stats.BACKENDS, default="auto",
+                   help="intervals of the aggregate figures: rliable when it imports (auto), or numpy (seconds faster)")
     args = p.parse_args(argv)
     folders = [Path(f) for f in args.folders]
     out = Path(args.out) if args.out else folders[0] / "plots"
+    notes: list[str] = []
     try:
-        written = plot_folders(folders, out)
+        written = plot_folders(folders, out, args.band, args.per_type, args.stats_backend, notes)
     except PlotInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -394,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     for path in written:
         print(path)
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 

@@ -134,3 +134,98 @@ def test_read_summary_of_every_tool(tmp_path):
         results.read_summary(tmp_path)
     (tmp_path / "summary.json").write_text("{\"fups\": {}}")
     assert results.read_summary(tmp_path) == {"fups": {}}
+
+
+# ---- test-return figures ------------------------------------------------------------------------
+
+EVAL_FIELDS = ["method", "seed", "log", "env_steps", "wall_seconds", "episodes", "return_mean", "entropy",
+               "actor_loss", "value_loss", "eval_return_greedy", "eval_return_sampled", "return_type_0",
+               "return_type_1", "eval_return_greedy_type_0", "eval_return_greedy_type_1",
+               "eval_return_sampled_type_0", "eval_return_sampled_type_1"]
+
+
+def eval_folder(path, scenario, base):
+    """A folder of the version that evaluates: 2 seeds x 3 logging points, greedy test return
+    base[method] + 10 log + seed, split evenly over two agent types; written with csv directly."""
+    import csv
+    path.mkdir(parents=True)
+    results.write_json(path / "config.json", {"scenario": scenario, "preset": "quick", "methods": list(base),
+                                              "config": {"scenario": scenario, "num_seeds": 2}})
+    with open(path / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EVAL_FIELDS)
+        writer.writeheader()
+        for method, b in base.items():
+            for seed in range(2):
+                for log in range(3):
+                    g = b + 10 * log + seed
+                    writer.writerow({"method": method, "seed": seed, "log": log, "env_steps": 1000 * (log + 1),
+                                     "wall_seconds": 1.0, "episodes": 4, "return_mean": g - 50, "entropy": 1.0,
+                                     "actor_loss": 0.0, "value_loss": 0.0, "eval_return_greedy": g,
+                                     "eval_return_sampled": g - 1, "return_type_0": (g - 50) / 2,
+                                     "return_type_1": (g - 50) / 2, "eval_return_greedy_type_0": g / 2,
+                                     "eval_return_greedy_type_1": g / 2, "eval_return_sampled_type_0": g / 2,
+                                     "eval_return_sampled_type_1": g / 2})
+    return path
+
+
+def test_curve_bands_by_hand(tmp_path):
+    curve = plot.read_run(make_folder(tmp_path / "run")).curves["fups"]
+    steps, iqm, low, high = curve.band("ci")
+    # Two seeds: resampled IQMs are the lower value, the mean or the upper value; log 1 has one seed.
+    assert list(steps) == [1000, 2000, 3000]
+    assert list(iqm) == [-97.5, -90.0, -77.5]
+    assert list(low) == [-100.0, -90.0, -80.0] and list(high) == [-95.0, -90.0, -75.0]
+    assert [list(a) for a in curve.band("minmax")] == [list(a) for a in curve.stats()]
+    with pytest.raises(plot.PlotInputError, match=r"allowed: ci, minmax"):
+        curve.band("sd")
+
+
+def test_evaluated_folders_write_every_figure(tmp_path):
+    a = eval_folder(tmp_path / "a", "bps-15a-3c", {"adaps": 0.0, "fups": -20.0, "nops": 5.0})
+    b = eval_folder(tmp_path / "b", "lbf-10x10-6p-3f", {"adaps": 1.0, "fups": 2.0})
+    runs = [plot.read_run(a), plot.read_run(b)]
+    assert runs[0].has_eval and runs[0].num_types == 2
+    assert runs[0].test_curves["fups"].returns.tolist() == [[-20.0, -10.0, 0.0], [-19.0, -9.0, 1.0]]
+    scenarios, matrices, notes = plot.final_test_scores(runs)
+    assert scenarios == ["bps-15a-3c", "lbf-10x10-6p-3f"]
+    assert matrices["adaps"].tolist() == [[20.0, 21.0], [21.0, 22.0]]
+    assert matrices["fups"].tolist() == [[0.0, 22.0], [1.0, 23.0]] and set(matrices) == {"adaps", "fups"}
+    assert notes == ["left out of the aggregate figures (no final test return in every scenario): NoPS"]
+    out = tmp_path / "plots"
+    collected = []
+    written = plot.plot_folders([a, b], out, per_type=True, backend="numpy", notes=collected)
+    names = {p.name for p in written}
+    assert {"learning_curves.png", "per_type_curves.png", "aggregate_iqm.png", "probability_of_improvement.png"} <= names
+    assert collected == notes
+    for name in ("aggregate_iqm.png", "probability_of_improvement.png"):
+        width, height = _png_size(out / name)
+        assert 700 <= width <= 1400 and height < width, (name, width, height)  # shown about 700 px wide
+    width, height = _png_size(out / "per_type_curves.png")
+    assert width > height  # two scenarios of two types: two rows of two panels and the legend
+    assert "model_size.png" not in names  # no summary.json: no method has finished
+
+
+def test_same_scenario_in_two_folders_skips_the_aggregate(tmp_path):
+    a = eval_folder(tmp_path / "a", "bps-15a-3c", {"adaps": 0.0, "fups": -20.0})
+    b = eval_folder(tmp_path / "b", "bps-15a-3c", {"adaps": 1.0})
+    notes = []
+    written = plot.plot_folders([a, b], tmp_path / "plots", backend="numpy", notes=notes)
+    assert not any(p.name.startswith("aggregate") for p in written)
+    assert notes == ["no aggregate figures: bps-15a-3c has AdaPS in several folders (give one folder per scenario)"]
+
+
+def test_old_folder_plots_training_curves_and_says_what_needs_evaluation(tmp_path, capsys):
+    folder = make_folder(tmp_path / "run")
+    out = tmp_path / "plots"
+    assert plot.main([str(folder), "--out", str(out), "--band", "minmax", "--per-type"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert len(notes) == 1 and f"no evaluation columns in {folder}" in notes[0]
+    assert "per-type curves included, show the training return" in notes[0]
+    assert "aggregate_iqm and probability_of_improvement leave them out" in notes[0] and "rerun" in notes[0]
+    assert (out / "learning_curves.png").exists() and (out / "per_type_curves.png").exists()
+    assert not (out / "aggregate_iqm.png").exists() and not (out / "probability_of_improvement.png").exists()
+    with pytest.raises(plot.PlotInputError, match="allowed: ci, minmax"):
+        plot.plot_folders([folder], out, band="range")
+    with pytest.raises(plot.PlotInputError, match="allowed: auto, numpy, rliable"):
+        plot.plot_folders([folder], out, backend="R")

@@ -1,0 +1,187 @@
+"""A markdown report across results folders: methods as rows, scenarios as columns.
+
+    python -m experiments.report results/bps-15a-3c results/lbf-10x10-6p-3f            # to stdout
+    python -m experiments.report results/* --out docs/RESULTS.md
+
+Tables: the final greedy test return as "IQM [95% CI low, high]" over seeds (experiments.stats),
+trainable parameters, relative model size, policy diversity, and the probability that AdaPS beats
+each baseline, P(AdaPS > X) [95% CI], per scenario. The test-return statistics come from
+summary.json when the run wrote them there, else they are computed from metrics.csv; folders written
+before evaluation was logged show "–" and are named under the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from experiments import results, stats
+from experiments.plot import PlotInputError, Run, _method_order, method_label, read_run
+
+EXIT_BAD_INPUT = 2
+DASH = "–"
+
+
+class ReportInputError(ValueError):
+    """A folder or option the report cannot use; reported in one line with exit code 2."""
+
+
+def _decimals(values: list[float]) -> int:
+    """Decimals that give the largest magnitude of a column three significant digits (at least one):
+    -350.4 and 0.590 side by side in one column would hide the scale of the other."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    if not finite:
+        return 2
+    return max(1, 2 - math.floor(math.log10(max(finite))))
+
+
+def _interval_text(point: float | None, interval: list | None, decimals: int) -> str:
+    if point is None or interval is None:
+        return DASH
+    low, high = interval
+    return f"{point:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def _test_return(run: Run, method: str, backend: str) -> tuple[float | None, list | None]:
+    """IQM and interval of the final greedy test return: summary.json's when it has them, else from metrics.csv."""
+    entry = run.summary.get(method)
+    if isinstance(entry, dict) and "final_return_iqm" in entry:
+        point, interval = entry.get("final_return_iqm"), entry.get("final_return_ci95")
+        ok_point = point is None or isinstance(point, (int, float))
+        ok_interval = interval is None or (isinstance(interval, list) and len(interval) == 2
+                                           and all(isinstance(v, (int, float)) for v in interval))
+        if not (ok_point and ok_interval):
+            raise ReportInputError(f"{run.folder}: summary.json: {method}: final_return_iqm must be a number and "
+                                   f"final_return_ci95 [low, high]")
+        return point, interval
+    s = stats.method_statistics(run.rows, method, 0, backend=backend)
+    return s["final_return_iqm"], s["final_return_ci95"]
+
+
+def _column_names(runs: list[Run]) -> list[str]:
+    """The scenario, with the folder where two folders share a scenario (its name, or its path when
+    the names match too)."""
+    scenarios = [run.scenario for run in runs]
+    names = [run.folder.name for run in runs]
+    out = []
+    for run in runs:
+        if scenarios.count(run.scenario) == 1:
+            out.append(run.scenario)
+        else:
+            out.append(f"{run.scenario} ({run.folder.name if names.count(run.folder.name) == 1 else run.folder})")
+    return out
+
+
+def _table(title: str, note: str, columns: list[str], rows: list[tuple[str, list[str]]], head: str = "method") -> list[str]:
+    lines = [f"## {title}", ""]
+    if note:
+        lines += [note, ""]
+    lines.append(f"| {head} | " + " | ".join(columns) + " |")
+    lines.append("|---|" + "---|" * len(columns))
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return lines + [""]
+
+
+def _summary_number(run: Run, method: str, key: str, fmt: str) -> str:
+    entry = run.summary.get(method)
+    value = entry.get(key) if isinstance(entry, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return DASH
+    return format(value, fmt)
+
+
+def report_markdown(runs: list[Run], backend: str = "auto") -> str:
+    columns = _column_names(runs)
+    methods = sorted({m for r in runs for m in r.methods}, key=_method_order)
+    lines = ["# Results report", ""]
+
+    tests = [{m: _test_return(run, m, backend) for m in run.methods} for run in runs]
+    decimals = [_decimals([v for p, ci in t.values() if p is not None for v in (p, *ci)]) for t in tests]
+    rows = [(method_label(m), [_interval_text(*t.get(m, (None, None)), d) if m in run.methods else DASH
+                               for run, t, d in zip(runs, tests, decimals)]) for m in methods]
+    lines += _table("Final test return", "The greedy policy's team return (summed over agents) at each seed's last "
+                    "logging point: interquartile mean over seeds [95% stratified bootstrap interval].",
+                    columns, rows)
+
+    for title, key, fmt, suffix, note in (
+        ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks."),
+        ("Relative size", "relative_size", ".2f", "×", "Parameters / one FuPS network."),
+        ("Policy diversity", "policy_diversity_mean", ".3f", "", "Mean over seeds."),
+    ):
+        rows = []
+        for m in methods:
+            cells = []
+            for run in runs:
+                text = _summary_number(run, m, key, fmt)
+                cells.append(text + suffix if text != DASH else DASH)
+            rows.append((method_label(m), cells))
+        lines += _table(title, note, columns, rows)
+
+    baselines = [m for m in methods if m != "adaps"]
+    if any("adaps" in r.methods for r in runs) and baselines:
+        rows = []
+        for b in baselines:
+            cells = []
+            for run in runs:
+                if "adaps" in run.methods and b in run.methods and run.has_eval:
+                    pair = stats.probability_of_improvement_table(run.rows, ["adaps", b], backend=backend)["adaps"][b]
+                    cells.append(_interval_text(pair["p"], pair["ci95"], 2))
+                else:
+                    cells.append(DASH)
+            rows.append((method_label(b), cells))
+        lines += _table(f"Probability of improvement of {method_label('adaps')}",
+                        f"P({method_label('adaps')} > baseline) on the final greedy test return, per scenario: the "
+                        "chance that a random seed of AdaPS beats a random seed of the baseline (ties count half) "
+                        "[95% stratified bootstrap interval].", columns, rows, head="baseline")
+
+    old = [str(r.folder) for r in runs if not r.has_eval]
+    if old:
+        lines += [f"No test return in {', '.join(old)}: written before evaluation was logged (rerun with this "
+                  "version).", ""]
+    return "\n".join(lines)
+
+
+def build_report(folders: list[Path], backend: str = "auto") -> str:
+    """The report of the folders; ReportInputError for a folder that is not a readable results folder."""
+    if not folders:
+        raise ReportInputError("give at least one results folder")
+    if backend not in stats.BACKENDS:
+        raise ReportInputError(f"unknown statistics backend {backend!r} (allowed: {', '.join(stats.BACKENDS)})")
+    try:
+        runs = [read_run(Path(f)) for f in folders]
+    except PlotInputError as err:
+        raise ReportInputError(str(err)) from None
+    try:
+        return report_markdown(runs, backend)
+    except stats.StatsInputError as err:
+        raise ReportInputError(str(err)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("folders", nargs="+", metavar="DIR", help="results folders (written by experiments.run)")
+    p.add_argument("--out", metavar="FILE.md", help="write the report here (default: standard output)")
+    p.add_argument("--stats-backend", choices=stats.BACKENDS, default="auto",
+                   help="statistics computed here: rliable when it imports (auto), or numpy (much faster)")
+    args = p.parse_args(argv)
+    try:
+        text = build_report([Path(f) for f in args.folders], args.stats_backend)
+    except ReportInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        results.write_atomic(Path(args.out), text)
+    except OSError as err:
+        print(f"error: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

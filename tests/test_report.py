@@ -1,0 +1,111 @@
+"""experiments.report on hand-written results folders: exact cells, summary.json before metrics.csv,
+old folders without test returns, bad input."""
+import csv
+import json
+
+import pytest
+
+from experiments import report
+
+FIELDS = ["method", "seed", "log", "env_steps", "wall_seconds", "episodes", "return_mean", "entropy", "actor_loss",
+          "value_loss", "return_type_0"]
+EVAL = ["eval_return_greedy", "eval_return_sampled", "eval_return_greedy_type_0", "eval_return_sampled_type_0"]
+
+
+def make_folder(path, scenario, finals, summary, evaluated=True):
+    """Methods x seeds x 2 logging points; `finals[method][seed]` is the greedy test return at the last
+    point (the first point is 0). Written with csv directly so the columns are exactly these."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"scenario": scenario, "preset": "quick", "methods": list(finals),
+                                                  "config": {"num_seeds": 3}}))
+    fields = FIELDS + (EVAL if evaluated else [])
+    with open(path / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for method, values in finals.items():
+            for seed, final in enumerate(values):
+                for log, v in enumerate((0.0, final)):
+                    writer.writerow({"method": method, "seed": seed, "log": log, "env_steps": 100 * (log + 1),
+                                     "wall_seconds": 1.0, "episodes": 2, "return_mean": -1.0, "entropy": 1.0,
+                                     "actor_loss": 0.0, "value_loss": 0.0, "return_type_0": -1.0,
+                                     "eval_return_greedy": v, "eval_return_sampled": v,
+                                     "eval_return_greedy_type_0": v, "eval_return_sampled_type_0": v})
+    (path / "summary.json").write_text(json.dumps(summary))
+    return path
+
+
+def _entry(params, relative, diversity, **extra):
+    return {"final_return_mean": -1.0, "params": params, "relative_size": relative, "policy_diversity_mean": diversity,
+            **extra}
+
+
+def folders(tmp_path):
+    a = make_folder(tmp_path / "a", "bps-15a-3c", {"adaps": [2.0, 2.0, 4.0], "fups": [1.0, 1.0, 1.0]},
+                    {"adaps": _entry(10118, 1.0, 0.5), "fups": _entry(10118, 1.0, 0.0)})
+    # The run wrote the statistics into summary.json: the report takes them from there.
+    b = make_folder(tmp_path / "b", "lbf-10x10-6p-3f", {"adaps": [0.0, 0.0, 0.0], "nops": [0.5, 0.5, 0.5]},
+                    {"adaps": _entry(12359, 1.0, 0.25, final_return_iqm=0.75, final_return_ci95=[0.5, 0.875]),
+                     "nops": _entry(74154, 6.0, 0.125, final_return_iqm=None, final_return_ci95=None)})
+    old = make_folder(tmp_path / "old", "crware-2c-tiny-4ag", {"adaps": [1.0], "fups": [2.0]},
+                      {"fups": _entry(14470, 1.0, 0.0)}, evaluated=False)
+    return a, b, old
+
+
+def _line(text, start, section):
+    body = text.split(f"## {section}")[1].split("## ")[0]
+    return next(line for line in body.splitlines() if line.startswith(start))
+
+
+def test_report_cells_by_hand(tmp_path):
+    text = report.build_report(list(folders(tmp_path)), backend="numpy")
+    assert "| method | bps-15a-3c | lbf-10x10-6p-3f | crware-2c-tiny-4ag |" in text
+    # adaps on bps: seeds 2, 2, 4; IQM of three values is their mean; resampled means run from 2 to 4,
+    # and each end has chance above 2.5% ((2/3)^3 and (1/3)^3).
+    assert _line(text, "| AdaPS |", "Final test return") == "| AdaPS | 2.67 [2.00, 4.00] | 0.750 [0.500, 0.875] | – |"
+    assert _line(text, "| FuPS |", "Final test return") == "| FuPS | 1.00 [1.00, 1.00] | – | – |"
+    assert _line(text, "| NoPS |", "Final test return") == "| NoPS | – | – | – |"  # null in summary.json
+    assert _line(text, "| NoPS |", "Parameters") == "| NoPS | – | 74,154 | – |"
+    assert _line(text, "| FuPS |", "Parameters") == "| FuPS | 10,118 | – | 14,470 |"
+    assert _line(text, "| NoPS |", "Relative size") == "| NoPS | – | 6.00× | – |"
+    assert _line(text, "| AdaPS |", "Policy diversity") == "| AdaPS | 0.500 | 0.250 | – |"
+    # P(AdaPS > FuPS) on bps: every AdaPS seed beats every FuPS seed. On lbf from metrics.csv: 0 < 0.5 always.
+    assert _line(text, "| FuPS |", "Probability of improvement") == "| FuPS | 1.00 [1.00, 1.00] | – | – |"
+    assert _line(text, "| NoPS |", "Probability of improvement") == "| NoPS | – | 0.00 [0.00, 0.00] | – |"
+    assert f"No test return in {tmp_path / 'old'}" in text
+
+
+def test_cli_writes_the_file_and_reports_bad_folders(tmp_path, capsys):
+    a, b, old = folders(tmp_path)
+    out = tmp_path / "report.md"
+    assert report.main([str(a), str(b), "--out", str(out), "--stats-backend", "numpy"]) == 0
+    assert out.read_text().startswith("# Results report") and capsys.readouterr().out.strip() == str(out)
+    assert report.main([str(a), "--stats-backend", "numpy"]) == 0
+    assert "| AdaPS | 2.67 [2.00, 4.00] |" in capsys.readouterr().out
+    for argv, words in (
+        ([str(tmp_path / "nowhere")], ["nowhere", "no such results folder"]),
+        ([str(a), "--out", str(tmp_path / "no" / "dir" / "r.md")], ["cannot write", "r.md"]),
+    ):
+        assert report.main(argv + ["--stats-backend", "numpy"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error: ") and all(w in err for w in words), err
+    (old / "metrics.csv").unlink()
+    assert report.main([str(old)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {old}: not a results folder (no metrics.csv)"
+
+
+def test_malformed_statistics_in_summary(tmp_path, capsys):
+    a = make_folder(tmp_path / "a", "bps-15a-3c", {"adaps": [1.0]},
+                    {"adaps": _entry(1, 1.0, 0.0, final_return_iqm=1.0, final_return_ci95="wide")})
+    assert report.main([str(a), "--stats-backend", "numpy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "final_return_ci95 [low, high]" in err and "adaps" in err
+
+
+def test_same_scenario_twice_names_the_folders(tmp_path):
+    a = make_folder(tmp_path / "x" / "run", "bps-15a-3c", {"fups": [1.0]}, {})
+    b = make_folder(tmp_path / "y" / "run", "bps-15a-3c", {"fups": [2.0]}, {})
+    c = make_folder(tmp_path / "z", "bps-15a-3c", {"fups": [3.0]}, {})
+    text = report.build_report([a, b, c], backend="numpy")
+    assert f"| method | bps-15a-3c ({a}) | bps-15a-3c ({b}) | bps-15a-3c (z) |" in text
+    assert "| FuPS | 1.00 [1.00, 1.00] | 2.00 [2.00, 2.00] | 3.00 [3.00, 3.00] |" in text
