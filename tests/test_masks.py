@@ -3,8 +3,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from adaps_jax.masks import apply_neuron_masks, cluster_masks, mask_overlap
+from adaps_jax.masks import MaskError, apply_neuron_masks, cluster_masks, mask_overlap
 from adaps_jax.networks import MaskedMLP
 
 
@@ -106,3 +107,104 @@ def test_cluster_masks_ignore_the_scale_of_the_vectors():
 def test_mask_overlap_hand_computed():
     masks = (jnp.array([[1, 1, 0, 0], [1, 0, 1, 0]], bool),)
     np.testing.assert_allclose(mask_overlap(masks), [[1.0, 1 / 3], [1 / 3, 1.0]])
+
+
+class NoBiasMLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(6, use_bias=False)(x))
+        x = nn.relu(nn.Dense(5)(x))
+        return nn.Dense(2)(x)
+
+
+def test_dense_without_bias_is_masked_in_list_order():
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 4))
+    params = NoBiasMLP().init(jax.random.PRNGKey(1), x)
+    m0, m1 = jnp.array([1, 0, 1, 1, 0, 1], bool), jnp.array([0, 1, 1, 0, 1], bool)
+    masked = apply_neuron_masks(params, [m0, m1])
+    assert set(masked["params"]["Dense_0"]) == {"kernel"}  # no bias appears
+    np.testing.assert_array_equal(masked["params"]["Dense_0"]["kernel"], params["params"]["Dense_0"]["kernel"] * m0)
+    np.testing.assert_array_equal(masked["params"]["Dense_1"]["bias"], params["params"]["Dense_1"]["bias"] * m1)
+    p = jax.tree.map(np.asarray, params["params"])
+    h = np.maximum(np.asarray(x) @ p["Dense_0"]["kernel"], 0) * np.asarray(m0)
+    h = np.maximum(h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], 0) * np.asarray(m1)
+    want = h @ p["Dense_2"]["kernel"] + p["Dense_2"]["bias"]
+    np.testing.assert_allclose(NoBiasMLP().apply(masked, x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_list_masks_are_refused_where_names_do_not_give_the_order():
+    params = PlainMLP().init(jax.random.PRNGKey(0), jnp.ones((1, 5)))
+    # Sorted by name, "head" would come before "second": a list would mask the wrong layer.
+    with pytest.raises(MaskError, match=r"custom name 'first'.*pass a dict"):
+        apply_neuron_masks(params, [jnp.ones(16, bool), jnp.ones(12, bool)])
+
+    class Mixed(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.Conv(4, (1,))(x)  # Conv_0 and Dense_0 count separately
+            return nn.Dense(3)(x)
+
+    mixed = Mixed().init(jax.random.PRNGKey(0), jnp.ones((1, 2, 3)))
+    with pytest.raises(MaskError, match="ambiguous.*Conv, Dense"):
+        apply_neuron_masks(mixed, [jnp.ones(4, bool)])
+    # By path it works.
+    out = apply_neuron_masks(mixed, {"params/Conv_0": jnp.array([1, 0, 1, 1], bool)})
+    assert np.all(np.asarray(out["params"]["Conv_0"]["kernel"])[..., 1] == 0)
+
+
+def test_mask_misuse_names_the_layer():
+    params = PlainMLP().init(jax.random.PRNGKey(0), jnp.ones((1, 5)))
+    with pytest.raises(MaskError, match=r"^the mask for 'params/first' has dtype float32; masks must be boolean[^\n]*$"):
+        apply_neuron_masks(params, {"params/first": jnp.ones(16)})
+    with pytest.raises(MaskError, match=r"'params/second' has shape \(16,\), but the layer outputs 12"):
+        apply_neuron_masks(params, {"params/second": jnp.ones(16, bool)})
+    with pytest.raises(MaskError, match=r"'params/first' has shape \(4, 16\).*vmap"):
+        apply_neuron_masks(params, {"params/first": jnp.ones((4, 16), bool)})
+    with pytest.raises(MaskError, match=r"^no Dense layer at 'params/third'; Dense layers: params/first, params/head, params/second$"):
+        apply_neuron_masks(params, {"params/third": jnp.ones(4, bool)})
+    auto = AutoNamedMLP().init(jax.random.PRNGKey(0), jnp.ones((1, 4)))
+    with pytest.raises(MaskError, match=r"mask 1 \(list order\), the mask for 'params/Dense_1' has shape \(3,\), but the layer outputs 4"):
+        apply_neuron_masks(auto, [jnp.ones(3, bool), jnp.ones(3, bool)])
+    with pytest.raises(MaskError, match="13 masks for 12 Dense layers"):
+        apply_neuron_masks(auto, [jnp.ones(3, bool)] * 13)
+    with pytest.raises(TypeError, match="dict .* or a list/tuple"):
+        apply_neuron_masks(auto, jnp.ones((2, 3), bool))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -0.5, 1.5, float("nan")])
+def test_cluster_masks_refuse_thresholds_outside_the_open_unit_interval(threshold):
+    with pytest.raises(ValueError, match=r"^cluster_masks: threshold \(lambda\) must lie in \(0, 1\), got \S+$"):
+        cluster_masks(jax.random.PRNGKey(0), jnp.ones((2, 3)), (4,), threshold)
+
+
+def test_cluster_masks_values_are_pinned():
+    """The masks training depends on, bit for bit: the validation must not have changed them."""
+    masks = cluster_masks(jax.random.PRNGKey(5), jax.random.normal(jax.random.PRNGKey(6), (2, 4)), (8, 4), 0.2)
+    assert [np.asarray(m).astype(int).tolist() for m in masks] == [
+        [[0, 1, 1, 1, 1, 0, 0, 1], [0, 1, 0, 1, 1, 0, 1, 0]],
+        [[0, 0, 0, 1], [0, 0, 0, 1]],
+    ]
+
+
+class NormedMLP(nn.Module):
+    """Dense then LayerNorm; `mask`, when given, multiplies the normalised outputs."""
+
+    @nn.compact
+    def __call__(self, x, mask=None):
+        x = nn.LayerNorm()(nn.Dense(8)(x))
+        return x if mask is None else x * mask
+
+
+def test_masking_before_layernorm_does_not_remove_neurons_masking_after_does():
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
+    params = NormedMLP().init(jax.random.PRNGKey(1), x)
+    mask = jnp.arange(8) % 2 == 0
+    plain = np.asarray(NormedMLP().apply(params, x))
+    before = np.asarray(NormedMLP().apply(apply_neuron_masks(params, [mask]), x))
+    # The dropped neurons come back as -mean / std, and the kept ones move too (new statistics).
+    assert np.all(np.abs(before[:, 1::2]) > 1e-3)
+    assert not np.allclose(before[:, ::2], plain[:, ::2])
+    # Masking after the normalisation drops exactly the masked neurons and leaves the others.
+    after = np.asarray(NormedMLP().apply(params, x, mask))
+    assert np.all(after[:, 1::2] == 0)
+    np.testing.assert_array_equal(after[:, ::2], plain[:, ::2])
