@@ -5,8 +5,9 @@
 
 Loads the run's config.json and the method's latest checkpoint (`checkpoints/<method>`), takes one
 seed's parameters and sharing plan, and plays one full episode of a fresh environment copy: every
-agent samples from its policy (or takes its most likely valid action with --greedy). Prints the
-GIF's path and the episode's team return (rewards summed over agents and steps).
+agent samples from its policy (or takes its most likely valid action with --greedy). Each frame
+shows the scenario and method, the step, the team return so far and a legend of the colours. Prints
+the GIF's path and the episode's team return (rewards summed over agents and steps).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import envs
 from adaps_jax.config import ConfigError
 from adaps_jax.networks import masked_logits
 from adaps_jax.trainer import make_train, seed_keys
+from envs import render as draw
 from experiments import checkpoint, results
 from experiments.run import UsageError, _config_from_dict, code_version
 
@@ -60,8 +62,9 @@ def choose_method(folder: Path, run: dict, method: str | None) -> str:
     return finished[0]
 
 
-def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[list, float]:
-    """One full episode of a fresh environment copy under the policy; its states and team return."""
+def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[list, list[float]]:
+    """One full episode of a fresh environment copy under the policy: its states (the reset state
+    first) and the team reward of each step."""
     env, network = trainer.env, trainer.network
 
     @jax.jit
@@ -73,15 +76,15 @@ def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[l
     reset_key, key = jax.random.split(key)
     state, ts = jax.jit(env.reset)(reset_key)
     states = [jax.device_get(state)]
-    team_return = 0.0
+    team_rewards = []
     for _ in range(env.time_limit):
         key, act_key = jax.random.split(key)
         state, ts = step(state, act(ts.observation, act_key))
         states.append(jax.device_get(state))
-        team_return += float(np.sum(ts.reward))
+        team_rewards.append(float(np.sum(ts.reward)))
         if bool(ts.last()):
             break
-    return states, team_return
+    return states, team_rewards
 
 
 def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | None = None, greedy: bool = False,
@@ -108,15 +111,16 @@ def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | N
     params = jax.tree.map(lambda x: x[seed], state.params)
     plan = jax.tree.map(lambda x: x[seed], state.plan)
     key = jax.random.fold_in(jax.random.PRNGKey(episode_seed), seed)
-    states, team_return = play_episode(trainer, params, plan, key, greedy)
+    states, team_rewards = play_episode(trainer, params, plan, key, greedy)
     mode = "greedy" if greedy else "sampled"
     out = Path(out) if out is not None else folder / "plots" / f"episode_{method}_seed{seed}_{mode}.gif"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot write to {out.parent}: {err.strerror or err}") from None
-    path = Path(env.render_episode(states, str(out)))
-    return path, team_return, method, len(states) - 1
+    frames = draw.episode_frames(env, states, team_rewards, f"{run['scenario']} · {method} (seed {seed}, {mode} actions)")
+    path = draw.save_gif(frames, out)
+    return path, float(sum(team_rewards)), method, len(states) - 1
 
 
 def main(argv: list[str] | None = None) -> int:
