@@ -1,4 +1,10 @@
-"""A2C with n-step returns, as in the SePS reference code, for every agent at once."""
+"""A2C with n-step returns, as in the SePS reference code, for every agent at once.
+
+Three details of SePS's code are options here (docs/FIDELITY.md measures them): whether the
+policy masks invalid actions (SePS: no, the environment turns them into no-ops), the gradient
+clip (SePS: one global norm over every network, the default here) and its return computation
+(`reference_nstep_returns`; the default here is the textbook one).
+"""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -23,6 +29,7 @@ class Rollout(NamedTuple):
     next_obs: chex.Array  # (T, E, N, D) observation reached, before any automatic reset
     terminated: chex.Array  # (T, E, N) the episode ended in a terminal state: no bootstrap
     truncated: chex.Array  # (T, E, N) the episode hit its time limit: bootstrap from next_obs
+    final_obs: chex.Array  # (E, N, D) observation after the last step, after any automatic reset
 
 
 def nstep_returns(
@@ -47,6 +54,27 @@ def nstep_returns(
     return returns
 
 
+def reference_nstep_returns(
+    rewards: chex.Array, done: chex.Array, final_value: chex.Array, gamma: float
+) -> chex.Array:
+    """SePS's returns: G_t = gamma * G_{t+1} + (1 - d_t) * r_t, with G_T = V(final observation).
+
+    `done[t]` is whether step t ended the episode (SePS's C-RWARE and LBF forks report their time
+    limit as an ordinary end). Two departures from the textbook: the reward of an episode's last
+    step is dropped, and the return runs on across the reset into the next episode (the value
+    after the rollout is that of the observation after the reset). Kept to reproduce SePS's
+    numbers, not as a default.
+    """
+
+    def backward(following: chex.Array, step: tuple) -> tuple[chex.Array, chex.Array]:
+        reward, d = step
+        g = gamma * following + jnp.where(d, 0.0, reward)
+        return g, g
+
+    _, returns = jax.lax.scan(backward, final_value, (rewards, done), reverse=True)
+    return returns
+
+
 class LossInfo(NamedTuple):
     total: chex.Array
     actor: chex.Array
@@ -60,10 +88,15 @@ def a2c_loss(params: dict, network: ActorCritic, plan: SharingPlan, rollout: Rol
     Each term is averaged over the (T, E) batch and summed over agents, as SePS sums its agents'
     losses.
     """
-    logits = masked_logits(network.logits(params, plan, rollout.obs), rollout.action_mask)
+    logits = policy_logits(network, params, plan, rollout.obs, rollout.action_mask, config)
     values = network.values(params, plan, rollout.obs)
-    next_values = jax.lax.stop_gradient(network.values(params, plan, rollout.next_obs))
-    returns = nstep_returns(rollout.reward, next_values, rollout.terminated, rollout.truncated, config.gamma)
+    if config.reference_returns:
+        final_value = jax.lax.stop_gradient(network.values(params, plan, rollout.final_obs))
+        done = rollout.terminated | rollout.truncated
+        returns = reference_nstep_returns(rollout.reward, done, final_value, config.gamma)
+    else:
+        next_values = jax.lax.stop_gradient(network.values(params, plan, rollout.next_obs))
+        returns = nstep_returns(rollout.reward, next_values, rollout.terminated, rollout.truncated, config.gamma)
     advantage = returns - values
 
     log_probs = jax.nn.log_softmax(logits)
@@ -80,11 +113,19 @@ def a2c_loss(params: dict, network: ActorCritic, plan: SharingPlan, rollout: Rol
     return total, LossInfo(total, actor, value, ent)
 
 
+def policy_logits(network: ActorCritic, params: dict, plan: SharingPlan, obs: chex.Array,
+                  action_mask: chex.Array, config: Config) -> chex.Array:
+    """The policy's logits; invalid actions masked out only with `config.mask_invalid_actions`."""
+    logits = network.logits(params, plan, obs)
+    return masked_logits(logits, action_mask) if config.mask_invalid_actions else logits
+
+
 def clip_by_group_norm(max_norm: float) -> optax.GradientTransformation:
     """Clips each parameter set (the leading axis of every leaf) to a global norm of `max_norm`.
 
-    SePS clips every agent's model on its own; with stacked sets, one global clip over all of them
-    would let one set's large gradient shrink every other set's step.
+    An option (`clip_per_set`): SePS clips one global norm over all its networks
+    (`optax.clip_by_global_norm`, the default), so one set's large gradient shrinks every other
+    set's step; per set, each agent or cluster network is clipped on its own.
     """
 
     def update_fn(updates, state, params=None):
@@ -97,4 +138,7 @@ def clip_by_group_norm(max_norm: float) -> optax.GradientTransformation:
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    return optax.chain(clip_by_group_norm(config.max_grad_norm), optax.adam(config.learning_rate, eps=config.adam_eps))
+    """Gradient clip, then Adam. One Adam step count serves every parameter set: as in SePS,
+    where the networks no agent uses get zero gradients and their moments stay zero."""
+    clip = clip_by_group_norm if config.clip_per_set else optax.clip_by_global_norm
+    return optax.chain(clip(config.max_grad_norm), optax.adam(config.learning_rate, eps=config.adam_eps))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 METHODS = ("adaps", "nops", "fups", "fups_id", "seps", "snp_ps")
 # Methods that run the identity phase (pretraining, VAE, k-means) before RL.
 IDENTITY_METHODS = ("adaps", "seps")
+# How the identity phase chooses K when num_clusters is None (see adaps_jax.identity.cluster_agents).
+CLUSTER_SELECTIONS = ("dunn", "davies_bouldin")
 
 
 class ConfigError(ValueError):
@@ -42,19 +44,31 @@ class Config:
     hidden_sizes: tuple[int, ...] = (64, 64)
 
     # Identity phase (AdaPS, SePS): pretraining with a shared policy, then the VAE and k-means.
-    pretrain_steps: int = 10_000  # environment steps, counted in the run's budget
+    # 200,000 environment steps = SePS's `pretraining_steps=5000` updates x 8 copies x 5 steps.
+    pretrain_steps: int = 200_000  # environment steps, counted in the run's budget and its curves
+    identity_samples: int = 65_536  # single-agent transitions kept for the VAE (all agents together)
     latent_size: int = 10
-    num_clusters: int | None = None  # K; None chooses K by the Davies-Bouldin score
-    max_clusters: int = 5  # upper bound of the Davies-Bouldin search (and of SePS's networks)
+    num_clusters: int | None = None  # K; None chooses K automatically (see cluster_selection)
+    cluster_selection: str = "dunn"  # how K is chosen: "dunn" or "davies_bouldin" (SePS)
+    max_clusters: int = 10  # upper bound of the K search and SePS's networks (SePS: min(10, N))
     kmeans_restarts: int = 10
-    vae_epochs: int = 10
+    vae_epochs: int = 20  # over the sample: 10,240 Adam steps at the defaults (docs/FIDELITY.md)
     vae_batch_size: int = 128
-    vae_learning_rate: float = 3e-4
+    vae_learning_rate: float = 1e-3
     vae_kl_weight: float = 1e-4
+    continue_pretraining: bool = True  # RL continues the pretrained network and optimiser (SePS)
 
     # Masks.
     mask_threshold: float = 0.2  # lambda of AdaPS
     pruning_rate: float = 0.5  # SNP-PS: fraction of hidden neurons each agent drops
+
+    # Where SePS's code differs from the textbook A2C (docs/FIDELITY.md); the defaults are correct.
+    mask_invalid_actions: bool = False  # SePS: the policy sees every action; the env makes invalid ones no-ops
+    clip_per_set: bool = False  # False: one global gradient norm over all networks, as SePS
+    reference_returns: bool = False  # True: SePS's G_t = gamma G_{t+1} + (1 - d_t) r_t
+
+    # Evaluation at every logging point: whole episodes on their own environment copies.
+    eval_episodes: int = 32  # per seed, once greedy and once sampled; 0 turns evaluation off
 
     # Diagnostics.
     diversity_observations: int = 256  # shared observations for the policy-diversity figure
@@ -68,19 +82,41 @@ class Config:
         return self.num_envs * self.n_steps
 
     @property
-    def pretrain_updates(self) -> int:
+    def total_updates(self) -> int:
+        return self.total_steps // self.steps_per_update
+
+    # The logging points of a run: `pretrain_logs` points of `updates_per_pretrain_log` updates of
+    # shared pretraining (AdaPS, SePS), then the identity phase, then `num_logs - pretrain_logs`
+    # points of `updates_per_log` RL updates. The pretraining gets its share of the points so that
+    # the learning curves show it on the same step axis.
+
+    @property
+    def pretrain_logs(self) -> int:
         if self.method not in IDENTITY_METHODS:
             return 0
-        return max(1, -(-self.pretrain_steps // self.steps_per_update))
+        wanted = round(self.num_logs * self.pretrain_steps / max(self.total_steps, 1))
+        return min(max(1, wanted), max(self.num_logs - 1, 1))
+
+    @property
+    def updates_per_pretrain_log(self) -> int:
+        if not self.pretrain_logs:
+            return 0
+        updates = max(1, -(-self.pretrain_steps // self.steps_per_update))
+        return -(-updates // self.pretrain_logs)
+
+    @property
+    def pretrain_updates(self) -> int:
+        return self.pretrain_logs * self.updates_per_pretrain_log
 
     @property
     def updates_per_log(self) -> int:
-        rl_steps = self.total_steps - self.pretrain_updates * self.steps_per_update
-        return max(1, rl_steps // (self.steps_per_update * self.num_logs))
+        rl_logs = max(self.num_logs - self.pretrain_logs, 1)
+        return max(1, (self.total_updates - self.pretrain_updates) // rl_logs)
 
-    @property
-    def num_updates(self) -> int:
-        return self.updates_per_log * self.num_logs
+    def updates_done(self, logs_done: int) -> int:
+        """Updates after `logs_done` logging points, pretraining included."""
+        pretrain = min(logs_done, self.pretrain_logs)
+        return pretrain * self.updates_per_pretrain_log + (logs_done - pretrain) * self.updates_per_log
 
     def validate(self, num_agents: int | None = None) -> "Config":
         """Raises ConfigError for the first impossible value; returns self when all is well."""
@@ -114,13 +150,25 @@ class Config:
                 raise ConfigError(f"{f.name} must be a finite number, got {value}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
-        rl_steps = self.total_steps - self.pretrain_updates * self.steps_per_update
-        if rl_steps < self.steps_per_update * self.num_logs:
+        if self.cluster_selection not in CLUSTER_SELECTIONS:
+            raise ConfigError(f"unknown cluster_selection {self.cluster_selection!r}; allowed: "
+                              f"{', '.join(CLUSTER_SELECTIONS)}")
+        if self.method in IDENTITY_METHODS:
+            if self.num_logs < 2:
+                raise ConfigError(f"method {self.method} needs num_logs >= 2 (pretraining, then RL), got {self.num_logs}")
+            if self.pretrain_steps < 1:
+                raise ConfigError(f"method {self.method} needs pretrain_steps >= 1, got {self.pretrain_steps}")
+            if self.identity_samples < 1:
+                raise ConfigError(f"identity_samples must be a positive integer, got {self.identity_samples}")
+        rl_logs = self.num_logs - self.pretrain_logs
+        if self.total_updates - self.pretrain_updates < rl_logs:
             raise ConfigError(
-                f"total_steps={self.total_steps} leaves too few steps for {self.num_logs} logging points of "
+                f"total_steps={self.total_steps} leaves too few steps for {rl_logs} logging points of "
                 f"{self.steps_per_update} steps after {self.pretrain_updates * self.steps_per_update} "
-                f"pretraining steps; raise total_steps or lower num_logs"
+                f"pretraining steps; raise total_steps or lower num_logs (or pretrain_steps)"
             )
+        if self.eval_episodes < 0:
+            raise ConfigError(f"eval_episodes must be a non-negative integer, got {self.eval_episodes}")
         if self.num_clusters is not None and self.num_clusters < 1:
             raise ConfigError(f"num_clusters must be a positive integer or None, got {self.num_clusters}")
         if num_agents is not None:

@@ -50,10 +50,13 @@ def method_spec(config: Config, num_agents: int) -> MethodSpec:
 
 
 def plain_plan(spec: MethodSpec, config: Config, num_agents: int, key: chex.PRNGKey) -> SharingPlan:
-    """The plan of a method without an identity phase: FuPS, FuPS+id, NoPS, SNP-PS."""
+    """The plan of a method without an identity phase (FuPS, FuPS+id, NoPS, SNP-PS), and the
+    pretraining plan of AdaPS and SePS: every agent on parameter set 0, every neuron kept."""
     zeros = jnp.zeros((num_agents,), jnp.int32)
     group = jnp.arange(num_agents, dtype=jnp.int32) if spec.name == "nops" else zeros
     actor_masks = critic_masks = ()
+    if spec.uses_masks:  # AdaPS before its identity phase; SNP-PS's are drawn below
+        actor_masks = critic_masks = tuple(jnp.ones((num_agents, w), bool) for w in config.hidden_sizes)
     if spec.name == "snp_ps":
         actor_key, critic_key = jax.random.split(key)
         actor_masks = random_neuron_masks(actor_key, num_agents, config.hidden_sizes, config.pruning_rate)

@@ -1,7 +1,9 @@
 """The masked actor-critic shared by all six methods.
 
-Actor and critic are separate MLPs (64-64 ReLU by default, orthogonal init with gain sqrt(2), actor
-head 0.01, critic head 1), as in the SePS reference code. Parameters carry a leading axis of
+Actor and critic are separate MLPs (64-64 ReLU by default) initialised as in the SePS reference
+code: the first layer with PyTorch's default `nn.Linear` init (uniform in +-1/sqrt(fan_in), bias
+too), every later layer orthogonal with gain sqrt(2) and zero bias, except the actor head, whose
+gain is 0.01 (a near-uniform first policy). Parameters carry a leading axis of
 `num_param_sets`; each agent uses set `plan.param_group[agent]` and, when the method has masks,
 multiplies its hidden activations by its own boolean neuron masks (equal to f(x; phi * M), see
 `adaps_jax.masks.apply_neuron_masks`).
@@ -55,6 +57,16 @@ def orthogonal(scale: float) -> nn.initializers.Initializer:
     return init
 
 
+def torch_linear_default(fan_in: int) -> nn.initializers.Initializer:
+    """PyTorch's default `nn.Linear` init of weight and bias: uniform in +-1/sqrt(fan_in)."""
+    bound = 1.0 / np.sqrt(fan_in)
+
+    def init(key: chex.PRNGKey, shape: Sequence[int], dtype=jnp.float32) -> chex.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 class MaskedMLP(nn.Module):
     """ReLU MLP whose hidden activations are multiplied by optional neuron masks."""
 
@@ -65,7 +77,12 @@ class MaskedMLP(nn.Module):
     @nn.compact
     def __call__(self, x: chex.Array, masks: Sequence[chex.Array] = ()) -> chex.Array:
         for i, width in enumerate(self.hidden_sizes):
-            x = nn.relu(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))(x))
+            if i == 0:  # SePS leaves its first layer at PyTorch's default init
+                first = torch_linear_default(x.shape[-1])
+                layer = nn.Dense(width, kernel_init=first, bias_init=first)
+            else:
+                layer = nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)))
+            x = nn.relu(layer(x))
             if masks:
                 x = x * masks[i]
         return nn.Dense(self.output_size, kernel_init=orthogonal(self.output_gain))(x)
@@ -82,7 +99,7 @@ class ActorCritic:
         self.num_agents = num_agents
         self.input_dim = obs_dim + (num_agents if spec.add_agent_id else 0)
         self.actor = MaskedMLP(tuple(hidden_sizes), num_actions, 0.01)
-        self.critic = MaskedMLP(tuple(hidden_sizes), 1, 1.0)
+        self.critic = MaskedMLP(tuple(hidden_sizes), 1, float(np.sqrt(2)))  # SePS: its hidden layers' gain
 
     def init(self, key: chex.PRNGKey) -> dict:
         """Independently initialised parameter sets, stacked on a leading axis."""

@@ -1,20 +1,26 @@
 """The whole training as pure functions: `make_train(config)` -> `Trainer` with `init(key)`,
-`train_chunk(state)` and `train(key)`, each vmappable over seed keys.
+the chunk functions and `train(key)`, each vmappable over seed keys.
 
 Data flow of one A2C update: `num_envs` environment copies step `n_steps` times with every agent
 acting from its own (masked, possibly separate) policy; copies that end an episode are reset in
 place; the rollout's n-step returns and the A2C loss give one Adam step. A chunk is a `lax.scan`
-of `updates_per_log` updates; the host loops only over chunks (to log, checkpoint and resume).
+of updates followed by an evaluation on separate environment copies; the host loops only over
+chunks (logging points), to log, checkpoint and resume.
 
-AdaPS and SePS first run their identity phase inside `init`: a shared policy (FuPS) trains with
-A2C for `pretrain_steps` environment steps while all transitions are kept; the VAE, k-means and
-(for AdaPS) the mask mapping turn them into the sharing plan. RL then starts from freshly
-initialised parameters (the pretraining network has no masks and a different structure); the
-pretraining steps count in the run's step budget and in its logged `env_steps`.
+AdaPS and SePS first pretrain, as SePS's code does: every agent acts from parameter set 0 with
+every neuron kept (FuPS) for `pretrain_steps` environment steps, logged like any other chunk,
+while a uniform sample of the transitions is kept. `identify` then turns the sample into the
+sharing plan (VAE, k-means, masks) and RL goes on from the pretrained parameters and optimiser
+state: AdaPS's one network under its cluster masks; SePS's set 0 for cluster 0, the other sets
+as initialised (`continue_pretraining=False` starts every parameter and the optimiser afresh).
+
+    state = init(key)
+    for log in range(config.num_logs):
+        state, metrics = trainer.chunk(log)(state)   # pretrain_chunk, then identify, then train_chunk
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import chex
 import jax
@@ -24,10 +30,10 @@ import optax
 
 import envs
 from adaps_jax import identity
-from adaps_jax.a2c import Rollout, a2c_loss, make_optimizer
+from adaps_jax.a2c import Rollout, a2c_loss, make_optimizer, policy_logits
 from adaps_jax.config import IDENTITY_METHODS, Config
 from adaps_jax.methods import MethodSpec, SharingPlan, cluster_plan, method_spec, plain_plan
-from adaps_jax.networks import ActorCritic, masked_logits
+from adaps_jax.networks import ActorCritic
 from envs.core import MultiAgentEnv, Observation
 
 
@@ -40,11 +46,41 @@ class RunnerState:
     obs: Observation  # (E, N, ...) current observations
     episode_return: chex.Array  # (E, N) return of the running episodes
     key: chex.PRNGKey
-    update: chex.Array  # () updates done so far
+    update: chex.Array  # () updates done so far, pretraining included
+    samples: identity.Transitions | None  # (S, N, ...) pretraining sample; None outside pretraining
+    sample_slots: chex.Array | None  # (pretraining steps,) buffer slot of each step (identity.sample_slots)
+    identity_key: chex.PRNGKey  # seeds the VAE, k-means and masks
+
+
+class Episodes(NamedTuple):
+    """Episodes completed in a rollout, summed."""
+
+    count: chex.Array  # ()
+    team_return: chex.Array  # () summed over agents and episodes
+    type_return: chex.Array  # (num_types,) the same, split by agent type
+
+
+class UpdateInfo(NamedTuple):
+    """What one A2C update reports (per seed)."""
+
+    episodes: Episodes
+    entropy: chex.Array  # () mean policy entropy per agent
+    actor_loss: chex.Array
+    value_loss: chex.Array
+    finite: chex.Array  # () loss and gradient finite
+
+
+class Evaluation(NamedTuple):
+    """Mean team return of whole evaluation episodes (summed over agents), and per agent type."""
+
+    greedy: chex.Array  # ()
+    sampled: chex.Array  # ()
+    greedy_type: chex.Array  # (num_types,)
+    sampled_type: chex.Array  # (num_types,)
 
 
 class ChunkMetrics(NamedTuple):
-    """Sums and means over one chunk of updates (per seed)."""
+    """Sums and means over one chunk of updates, and the evaluation after it (per seed)."""
 
     episodes: chex.Array  # () episodes completed
     return_sum: chex.Array  # () sum over completed episodes of the team return (summed over agents)
@@ -53,6 +89,7 @@ class ChunkMetrics(NamedTuple):
     actor_loss: chex.Array
     value_loss: chex.Array
     first_nonfinite_update: chex.Array  # () index of the first update with a non-finite loss or gradient, or -1
+    evaluation: Evaluation  # NaN when eval_episodes is 0
 
 
 class Trainer:
@@ -62,24 +99,21 @@ class Trainer:
         self.config = config.validate(env.num_agents)
         self.env = env
         self.spec: MethodSpec = method_spec(config, env.num_agents)
-        self.network = self._network(self.spec)
+        self.network = ActorCritic(self.spec, env.num_agents, env.obs_dim, env.num_actions, config.hidden_sizes)
         self.optimizer = make_optimizer(config)
         self.type_onehot = jnp.asarray(np.eye(env.num_types)[env.agent_types], jnp.float32)  # (N, types)
-
-    def _network(self, spec: MethodSpec) -> ActorCritic:
-        env = self.env
-        return ActorCritic(spec, env.num_agents, env.obs_dim, env.num_actions, self.config.hidden_sizes)
+        self.has_identity_phase = config.method in IDENTITY_METHODS
 
     # ---- acting and learning -------------------------------------------------------------------
 
-    def _rollout(self, network: ActorCritic, params: dict, state: RunnerState) -> tuple[RunnerState, Rollout, tuple]:
+    def _rollout(self, state: RunnerState) -> tuple[RunnerState, Rollout, Episodes]:
         """`n_steps` steps of all copies; returns the rollout and the episodes completed in it."""
-        num_envs = self.config.num_envs
+        num_envs, network = self.config.num_envs, self.network
 
         def env_step(carry: RunnerState, _):
             key, act_key, reset_key = jax.random.split(carry.key, 3)
             obs = carry.obs
-            logits = masked_logits(network.logits(params, carry.plan, obs.agents_view), obs.action_mask)
+            logits = policy_logits(network, carry.params, carry.plan, obs.agents_view, obs.action_mask, self.config)
             action = jax.random.categorical(act_key, logits)
             env_state, ts = jax.vmap(self.env.step)(carry.env_state, action)
             reset_state, reset_ts = jax.vmap(self.env.reset)(jax.random.split(reset_key, num_envs))
@@ -98,99 +132,184 @@ class Trainer:
                 episode_return=jnp.where(done[:, None], 0.0, episode_return),
                 key=key,
             )
-            step = Rollout(obs.agents_view, obs.action_mask, action, ts.reward, ts.observation.agents_view,
-                           terminated, truncated)
-            return next_carry, (step, done.sum(), finished.sum(), finished.sum(0) @ self.type_onehot)
+            step = (obs.agents_view, obs.action_mask, action, ts.reward, ts.observation.agents_view, terminated, truncated)
+            return next_carry, (step, Episodes(done.sum(), finished.sum(), finished.sum(0) @ self.type_onehot))
 
-        state, (rollout, episodes, returns, type_returns) = jax.lax.scan(env_step, state, None, self.config.n_steps)
-        return state, rollout, (episodes.sum(), returns.sum(), type_returns.sum(0))
+        state, (steps, episodes) = jax.lax.scan(env_step, state, None, self.config.n_steps)
+        rollout = Rollout(*steps, final_obs=state.obs.agents_view)
+        return state, rollout, jax.tree.map(lambda x: x.sum(0), episodes)
 
-    def _update(self, network: ActorCritic, state: RunnerState) -> tuple[RunnerState, tuple]:
+    def _update(self, state: RunnerState) -> tuple[RunnerState, Rollout, UpdateInfo]:
         """One A2C update: a rollout, the loss, one optimiser step."""
-        state, rollout, episodes = self._rollout(network, state.params, state)
-        grads, info = jax.grad(a2c_loss, has_aux=True)(state.params, network, state.plan, rollout, self.config)
+        state, rollout, episodes = self._rollout(state)
+        grads, info = jax.grad(a2c_loss, has_aux=True)(state.params, self.network, state.plan, rollout, self.config)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(info.total) & jnp.isfinite(optax.tree.norm(grads))
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
-        num_agents = self.env.num_agents
-        return state, (rollout, episodes, info.entropy / num_agents, info.actor, info.value, finite)
+        return state, rollout, UpdateInfo(episodes, info.entropy / self.env.num_agents, info.actor, info.value, finite)
+
+    def _pretrain_update(self, state: RunnerState) -> tuple[RunnerState, UpdateInfo]:
+        """An update of the shared pretraining that also stores its sampled transitions."""
+        steps_per_update = self.config.steps_per_update
+        start = state.update * steps_per_update
+        state, rollout, info = self._update(state)
+
+        def stream(x: chex.Array) -> chex.Array:  # (T, E, N, ...) -> (T*E, N, ...): stream order
+            return x.reshape((-1,) + x.shape[2:])
+
+        batch = identity.Transitions(obs=stream(rollout.obs), action=stream(rollout.action),
+                                     reward=stream(rollout.reward), next_obs=stream(rollout.next_obs))
+        slots = jax.lax.dynamic_slice(state.sample_slots, (start,), (steps_per_update,))
+        return state.replace(samples=identity.store_samples(state.samples, batch, slots)), info
+
+    def _chunk(self, state: RunnerState, update_fn: Callable, num_updates: int) -> tuple[RunnerState, ChunkMetrics]:
+        first_update = state.update
+        state, info = jax.lax.scan(lambda s, _: update_fn(s), state, None, num_updates)
+        first_bad = jnp.where(info.finite.all(), -1, first_update + jnp.argmin(info.finite))
+        return state, ChunkMetrics(
+            episodes=info.episodes.count.sum(), return_sum=info.episodes.team_return.sum(),
+            type_return_sum=info.episodes.type_return.sum(0), entropy=info.entropy.mean(),
+            actor_loss=info.actor_loss.mean(), value_loss=info.value_loss.mean(),
+            first_nonfinite_update=first_bad.astype(jnp.int32), evaluation=self.evaluate(state),
+        )
 
     def train_chunk(self, state: RunnerState) -> tuple[RunnerState, ChunkMetrics]:
-        """`updates_per_log` A2C updates of one seed."""
+        """`updates_per_log` A2C updates of one seed, then the evaluation."""
+        return self._chunk(state, lambda s: self._update(s)[::2], self.config.updates_per_log)
 
-        def body(state: RunnerState, _):
-            state, (_, episodes, entropy, actor, value, finite) = self._update(self.network, state)
-            return state, (episodes, entropy, actor, value, finite)
+    def pretrain_chunk(self, state: RunnerState) -> tuple[RunnerState, ChunkMetrics]:
+        """`updates_per_pretrain_log` updates of the shared pretraining (AdaPS, SePS), then the evaluation."""
+        return self._chunk(state, self._pretrain_update, self.config.updates_per_pretrain_log)
 
-        first_update = state.update
-        state, (episodes, entropy, actor, value, finite) = jax.lax.scan(body, state, None, self.config.updates_per_log)
-        count, returns, type_returns = episodes
-        first_bad = jnp.where(finite.all(), -1, first_update + jnp.argmin(finite))
-        return state, ChunkMetrics(
-            episodes=count.sum(), return_sum=returns.sum(), type_return_sum=type_returns.sum(0),
-            entropy=entropy.mean(), actor_loss=actor.mean(), value_loss=value.mean(),
-            first_nonfinite_update=first_bad.astype(jnp.int32),
-        )
+    def pretrain_chunk_then_identify(self, state: RunnerState) -> tuple[RunnerState, ChunkMetrics]:
+        """The last pretraining chunk, then the identity phase (so no checkpoint holds a
+        finished pretraining without its plan)."""
+        state, metrics = self.pretrain_chunk(state)
+        return self.identify(state), metrics
 
-    # ---- set-up, including the identity phase ---------------------------------------------------
+    def chunk(self, log: int) -> Callable[[RunnerState], tuple[RunnerState, ChunkMetrics]]:
+        """The per-seed function that computes logging point `log` (0-based)."""
+        pretrain_logs = self.config.pretrain_logs
+        if log < pretrain_logs - 1:
+            return self.pretrain_chunk
+        if log == pretrain_logs - 1:
+            return self.pretrain_chunk_then_identify
+        return self.train_chunk
+
+    # ---- evaluation ------------------------------------------------------------------------------
+
+    def evaluate(self, state: RunnerState) -> Evaluation:
+        """`eval_episodes` whole episodes with greedy actions and as many with sampled actions, on
+        fresh environment copies of their own. Reads the state, changes nothing in it: training
+        goes on exactly as without evaluation."""
+        episodes = self.config.eval_episodes
+        types = self.env.num_types
+        if episodes == 0:
+            nan = jnp.full((), jnp.nan)
+            return Evaluation(nan, nan, jnp.full((types,), jnp.nan), jnp.full((types,), jnp.nan))
+        key = jax.random.fold_in(state.key, 0x5EED)  # a key of its own: the training keys stay untouched
+        reset_key, act_key = jax.random.split(key)
+        greedy = jnp.arange(2 * episodes) < episodes  # first half greedy, second half sampled
+        env_state, ts = jax.vmap(self.env.reset)(jax.random.split(reset_key, 2 * episodes))
+
+        def step(carry, step_key):
+            env_state, obs, running, total = carry
+            logits = policy_logits(self.network, state.params, state.plan, obs.agents_view, obs.action_mask, self.config)
+            action = jnp.where(greedy[:, None], jnp.argmax(logits, -1), jax.random.categorical(step_key, logits))
+            env_state, ts = jax.vmap(self.env.step)(env_state, action)
+            total = total + jnp.where(running[:, None], ts.reward, 0.0)
+            return (env_state, ts.observation, running & ~ts.last(), total), None
+
+        carry = (env_state, ts.observation, jnp.ones((2 * episodes,), bool), jnp.zeros((2 * episodes, self.env.num_agents)))
+        (_, _, _, total), _ = jax.lax.scan(step, carry, jax.random.split(act_key, self.env.time_limit))
+        per_type = total @ self.type_onehot  # (2M, types)
+        return Evaluation(total[:episodes].sum(-1).mean(), total[episodes:].sum(-1).mean(),
+                          per_type[:episodes].mean(0), per_type[episodes:].mean(0))
+
+    # ---- set-up and the identity phase -----------------------------------------------------------
+
+    def samples_per_agent(self) -> int:
+        """Transitions of each agent kept for the VAE: `identity_samples` split between the agents,
+        at most every pretraining step."""
+        c = self.config
+        stream = c.pretrain_updates * c.steps_per_update
+        return max(1, min(c.identity_samples // self.env.num_agents, stream))
 
     def init(self, key: chex.PRNGKey) -> RunnerState:
-        """The state before the first A2C update; AdaPS and SePS run their identity phase here."""
-        key, env_key, params_key, plan_key = jax.random.split(key, 4)
+        """The state before the first update (AdaPS and SePS: before pretraining)."""
+        key, env_key, params_key, plan_key, identity_key, slots_key = jax.random.split(key, 6)
         env_state, ts = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
-        state = RunnerState(
-            params={}, opt_state=(), plan=plain_plan(self.spec, self.config, self.env.num_agents, plan_key),
-            env_state=env_state, obs=ts.observation,
-            episode_return=jnp.zeros((self.config.num_envs, self.env.num_agents)),
-            key=key, update=jnp.zeros((), jnp.int32),
-        )
-        if self.spec.name in IDENTITY_METHODS:
-            state = self._identity_phase(state, plan_key)
         params = self.network.init(params_key)
-        return state.replace(params=params, opt_state=self.optimizer.init(params))
-
-    def _identity_phase(self, state: RunnerState, key: chex.PRNGKey) -> RunnerState:
-        """Pretrain a shared policy, keep its transitions, and turn them into a sharing plan."""
-        config = self.config
-        shared = self._network(method_spec(config.replace(method="fups"), self.env.num_agents))
-        params_key, vae_key, cluster_key, mask_key = jax.random.split(key, 4)
-        params = shared.init(params_key)
-        state = state.replace(params=params, opt_state=self.optimizer.init(params))
-
-        def body(state: RunnerState, _):
-            state, (rollout, *_) = self._update(shared, state)
-            return state, rollout
-
-        state, rollouts = jax.lax.scan(body, state, None, config.pretrain_updates)
-
-        def samples(x: chex.Array) -> chex.Array:  # (U, T, E, N, ...) -> (U*T*E, N, ...)
-            return x.reshape((-1,) + x.shape[3:])
-
-        transitions = identity.Transitions(
-            obs=samples(rollouts.obs), action=samples(rollouts.action),
-            reward=samples(rollouts.reward), next_obs=samples(rollouts.next_obs),
+        n, d = self.env.num_agents, self.env.obs_dim
+        samples = slots = None
+        if self.has_identity_phase:
+            kept = self.samples_per_agent()
+            samples = identity.Transitions(
+                obs=jnp.zeros((kept, n, d)), action=jnp.zeros((kept, n), jnp.int32),
+                reward=jnp.zeros((kept, n)), next_obs=jnp.zeros((kept, n, d)),
+            )
+            slots = identity.sample_slots(slots_key, self.config.pretrain_updates * self.config.steps_per_update, kept)
+        return RunnerState(
+            params=params, opt_state=self.optimizer.init(params),
+            plan=plain_plan(self.spec, self.config, n, plan_key),
+            env_state=env_state, obs=ts.observation,
+            episode_return=jnp.zeros((self.config.num_envs, n)),
+            key=key, update=jnp.zeros((), jnp.int32),
+            samples=samples, sample_slots=slots, identity_key=identity_key,
         )
-        result = identity.train_identity_vae(
-            vae_key, transitions, num_actions=self.env.num_actions, latent_size=config.latent_size,
-            epochs=config.vae_epochs, batch_size=config.vae_batch_size,
+
+    def identities(self, state: RunnerState) -> identity.IdentityResult:
+        """The identity VAE trained on the pretraining sample: one identity vector per agent."""
+        config = self.config
+        return identity.train_identity_vae(
+            jax.random.fold_in(state.identity_key, 0), state.samples, num_actions=self.env.num_actions,
+            latent_size=config.latent_size, epochs=config.vae_epochs, batch_size=config.vae_batch_size,
             learning_rate=config.vae_learning_rate, kl_weight=config.vae_kl_weight,
         )
+
+    def clusters(self, state: RunnerState, vectors: chex.Array, selection: str | None = None) -> tuple:
+        """k-means of the identity vectors: (assignment (N,), centres (max K, m), K found)."""
+        config = self.config
         max_clusters = min(config.num_clusters or config.max_clusters, self.env.num_agents)
-        assignment, centres, num_clusters = identity.cluster_agents(
-            cluster_key, result.identity, config.num_clusters, max_clusters, config.kmeans_restarts
+        return identity.cluster_agents(
+            jax.random.fold_in(state.identity_key, 1), vectors, config.num_clusters, max_clusters,
+            config.kmeans_restarts, selection=selection or config.cluster_selection,
         )
+
+    def identify(self, state: RunnerState) -> RunnerState:
+        """The identity phase: the VAE on the pretraining sample, k-means, and the sharing plan.
+        The sample is dropped; training continues from the pretrained state (or afresh)."""
+        config = self.config
+        assignment, centres, num_clusters = self.clusters(state, self.identities(state).identity)
+        mask_key, fresh_key = jax.random.fold_in(state.identity_key, 2), jax.random.fold_in(state.identity_key, 3)
         plan = cluster_plan(self.spec, config, assignment, centres, num_clusters, mask_key)
-        return state.replace(plan=plan, update=jnp.zeros((), jnp.int32))
+        state = state.replace(plan=plan, samples=None, sample_slots=None)
+        if not config.continue_pretraining:
+            params = self.network.init(fresh_key)
+            state = state.replace(params=params, opt_state=self.optimizer.init(params))
+        return state
+
+    def pretrain(self, key: chex.PRNGKey) -> tuple[RunnerState, ChunkMetrics]:
+        """init and every pretraining chunk (AdaPS, SePS): the state `identify` takes."""
+        return jax.lax.scan(lambda s, _: self.pretrain_chunk(s), self.init(key), None, self.config.pretrain_logs)
 
     def train(self, key: chex.PRNGKey) -> tuple[RunnerState, ChunkMetrics]:
-        """The whole run for one seed: init, then `num_logs` chunks (metrics stacked per chunk)."""
-        return jax.lax.scan(lambda s, _: self.train_chunk(s), self.init(key), None, self.config.num_logs)
+        """The whole run for one seed: init, pretraining and identity phase (AdaPS, SePS), then the
+        RL chunks; metrics stacked over all `num_logs` logging points."""
+        state, chunks = self.init(key), []
+        if self.has_identity_phase:
+            state, pretrain = self.pretrain(key)
+            state = self.identify(state)
+            chunks.append(pretrain)
+        rl_logs = self.config.num_logs - self.config.pretrain_logs
+        state, rl = jax.lax.scan(lambda s, _: self.train_chunk(s), state, None, rl_logs)
+        chunks.append(rl)
+        return state, jax.tree.map(lambda *xs: jnp.concatenate(xs), *chunks)
 
-    def env_steps(self, chunks_done: int) -> int:
-        """Environment steps per seed after `chunks_done` chunks, pretraining included."""
-        c = self.config
-        return (c.pretrain_updates + chunks_done * c.updates_per_log) * c.steps_per_update
+    def env_steps(self, logs_done: int) -> int:
+        """Environment steps per seed after `logs_done` logging points, pretraining included."""
+        return self.config.updates_done(logs_done) * self.config.steps_per_update
 
 
 def make_train(config: Config, env: MultiAgentEnv | None = None) -> Trainer:

@@ -2,7 +2,9 @@
 
 Layout of a run folder:
     config.json       the resolved run (methods, seeds, every config field, code version)
-    metrics.csv       one row per method, seed and logging point
+    metrics.csv       one row per method, seed and logging point: the training episodes' mean
+                      team return (`return_mean`), the test returns of whole evaluation episodes
+                      (`eval_return_greedy`, `eval_return_sampled`), losses, and per agent type
     summary.json      per method: final returns, model size, clusters, diversity, wall time
     checkpoints/      the latest state of every method (see experiments.checkpoint)
     plots/            learning curves and model sizes (experiments.plot)
@@ -21,7 +23,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 METRIC_FIELDS = ["method", "seed", "log", "env_steps", "wall_seconds", "episodes", "return_mean",
-                 "entropy", "actor_loss", "value_loss"]
+                 "entropy", "actor_loss", "value_loss", "eval_return_greedy", "eval_return_sampled"]
+
+
+def type_columns(num_types: int) -> list[str]:
+    """The per-agent-type columns of metrics.csv: training return, then greedy and sampled test return."""
+    return [f"{prefix}_type_{t}" for prefix in ("return", "eval_return_greedy", "eval_return_sampled")
+            for t in range(num_types)]
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -128,7 +128,7 @@ def _typed(name: str, value, where: str):
         raise UsageError(f"unknown config field {name!r} {where}; allowed: {', '.join(types)}")
     kind = types[name]
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    if kind is int and is_int or kind is str and isinstance(value, str):
+    if kind is int and is_int or kind is str and isinstance(value, str) or kind is bool and isinstance(value, bool):
         return value
     if kind is float and (is_int or isinstance(value, float)):
         return float(value)
@@ -371,15 +371,38 @@ class StopRequest:
 # ---- training ------------------------------------------------------------------------------------
 
 
-def _checked_chunk(trainer):
-    """The trainer's chunk, also reporting whether every parameter is still finite."""
+def _checked(chunk_fn):
+    """A per-seed chunk function that also reports whether every parameter is still finite."""
 
     def chunk(state):
-        state, metrics = trainer.train_chunk(state)
+        state, metrics = chunk_fn(state)
         finite = jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(state.params)]).all()
         return state, metrics, finite
 
     return chunk
+
+
+class ChunkRunner:
+    """The compiled chunk of every logging point (pretraining, the last pretraining chunk with the
+    identity phase, RL), each compiled once, on first use."""
+
+    def __init__(self, trainer, keys):
+        self.trainer, self.keys, self.compiled = trainer, keys, {}
+
+    def __call__(self, log: int, state):
+        fn = self.trainer.chunk(log)
+        if fn.__name__ not in self.compiled:
+            self.compiled[fn.__name__] = jit_over_seeds(_checked(fn), self.keys, donate=True)
+        return self.compiled[fn.__name__](state)
+
+
+def abstract_state(trainer, init, keys, logs_done: int):
+    """The shapes of the training state after `logs_done` logging points (the pretraining sample
+    exists only until the identity phase)."""
+    shapes = jax.eval_shape(init, keys)
+    if logs_done >= trainer.config.pretrain_logs > 0:
+        shapes = jax.eval_shape(jax.vmap(trainer.identify), shapes)
+    return shapes
 
 
 def _check_rows(rows: list[dict], method: str, num_seeds: int, logs_done: int, ckpt_dir: Path) -> None:
@@ -405,26 +428,26 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
     trainer = make_train(config, env)
     keys = seed_keys(config.seed, config.num_seeds)
     init = jit_over_seeds(trainer.init, keys)
-    chunk = jit_over_seeds(_checked_chunk(trainer), keys, donate=True)
+    chunk = ChunkRunner(trainer, keys)
     ckpt_dir = out / "checkpoints" / method
     mark = fingerprint(run, method)
     state, logs_done = None, 0
     if checkpoint.exists(ckpt_dir):
-        state, logs_done = checkpoint.restore(ckpt_dir, jax.eval_shape(init, keys), mark)
+        saved_logs = int(checkpoint.read_meta(ckpt_dir)["logs_done"])
+        state, logs_done = checkpoint.restore(ckpt_dir, abstract_state(trainer, init, keys, saved_logs), mark)
     _check_rows(rows, method, config.num_seeds, logs_done, ckpt_dir)
     rows[:] = [r for r in rows if r["method"] != method or r["log"] < logs_done]
     if state is None:
-        state = init(keys)  # AdaPS and SePS run their identity phase here: worth a checkpoint
-        checkpoint.save(ckpt_dir, state, 0, mark)
+        state = init(keys)
     wall_before = max((r["wall_seconds"] for r in rows if r["method"] == method), default=0.0)
     started = time.time()
     progress = Progress(method, trainer.env_steps(config.num_logs), trainer.env_steps(logs_done))
-    type_names = [f"return_type_{t}" for t in range(env.num_types)]
+    type_names = results.type_columns(env.num_types)
     try:
         for log in range(logs_done, config.num_logs):
             if stop.requested:
                 return None
-            state, metrics, params_finite = chunk(state)
+            state, metrics, params_finite = chunk(log, state)
             m, params_finite = jax.device_get((metrics, params_finite))
             _raise_if_nonfinite(m, params_finite, method, log, config, ckpt_dir)
             wall = wall_before + time.time() - started
@@ -436,8 +459,12 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
                        "return_mean": float(m.return_sum[seed]) / episodes if episodes else math.nan,
                        "entropy": float(m.entropy[seed]), "actor_loss": float(m.actor_loss[seed]),
                        "value_loss": float(m.value_loss[seed])}
-                for t, name in enumerate(type_names):
-                    row[name] = float(m.type_return_sum[seed, t]) / episodes if episodes else math.nan
+                for t in range(env.num_types):
+                    row[f"return_type_{t}"] = float(m.type_return_sum[seed, t]) / episodes if episodes else math.nan
+                    row[f"eval_return_greedy_type_{t}"] = float(m.evaluation.greedy_type[seed, t])
+                    row[f"eval_return_sampled_type_{t}"] = float(m.evaluation.sampled_type[seed, t])
+                row["eval_return_greedy"] = float(m.evaluation.greedy[seed])
+                row["eval_return_sampled"] = float(m.evaluation.sampled[seed])
                 # Kept as metrics.csv stores them, so a resumed run computes what an uninterrupted one does.
                 rows.append({k: results.metric_value(v) if isinstance(v, float) else v for k, v in row.items()})
                 finished.append(rows[-1]["return_mean"])
@@ -463,7 +490,7 @@ def _raise_if_nonfinite(m, params_finite: np.ndarray, method: str, log: int, con
         at = int(update[seed])
     else:
         seed, what = int(np.argmin(params_finite)), "parameters"
-        at = (log + 1) * config.updates_per_log - 1
+        at = config.updates_done(log + 1) - 1
     raise NonFiniteError(
         f"non-finite {what} in method {method}, seed {seed}, update {at} (logging point {log}); stopped, keeping "
         f"the last good checkpoint (after {log} logging points) in {ckpt_dir} and metrics.csv up to it")

@@ -72,6 +72,7 @@ def test_a2c_loss_matches_a_numpy_reference(method):
         action=jax.random.randint(k[1], (T, E, N), 0, A), reward=jax.random.normal(k[2], (T, E, N)),
         next_obs=jax.random.normal(k[3], (T, E, N, D)),
         terminated=jnp.zeros((T, E, N), bool).at[1, 0].set(True), truncated=jnp.zeros((T, E, N), bool).at[2, 1].set(True),
+        final_obs=jax.random.normal(k[3], (E, N, D)),
     )
     total, info = a2c_loss(params, net, plan, rollout, config)
 

@@ -20,7 +20,7 @@ def _run(method: str, **changes):
 
 
 def test_fups_chunk_bookkeeping_is_exact():
-    trainer, state, m = _run("fups")
+    trainer, state, m = _run("fups", eval_episodes=0)
     assert trainer.config.updates_per_log == 10
     # 10 updates x 5 steps = 50 steps per copy per chunk: each of the 2 copies ends exactly one episode.
     np.testing.assert_array_equal(m.episodes, [[2, 2], [2, 2]])
@@ -32,15 +32,17 @@ def test_fups_chunk_bookkeeping_is_exact():
 
 @pytest.mark.parametrize("method", ["fups_id", "snp_ps", "seps"])
 def test_every_method_trains_finitely(method):
-    _, state, m = _run(method, pretrain_steps=200, total_steps=400, vae_epochs=2, num_clusters=3)
+    _, state, m = _run(method, pretrain_steps=200, total_steps=400, vae_epochs=2, num_clusters=3, eval_episodes=2)
     np.testing.assert_array_equal(m.first_nonfinite_update, -1)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
 def test_adaps_identity_phase_recovers_the_bps_colours():
-    trainer, state, m = _run("adaps", pretrain_steps=10_000, num_envs=8, total_steps=10_000 + 8 * 5 * 2)
+    trainer, state, m = _run("adaps", pretrain_steps=10_000, num_envs=8, total_steps=10_000 + 8 * 5 * 2,
+                             eval_episodes=0, identity_samples=15 * 2000)
     env = envs.make("bps-15a-3c")
-    assert trainer.env_steps(0) == 10_000  # pretraining counts in the budget
+    assert trainer.env_steps(1) == 10_000  # pretraining is the first logging point, counted in the budget
+    assert trainer.env_steps(2) == 10_000 + 8 * 5 * 2
     for clusters, k in zip(np.asarray(state.plan.cluster), np.asarray(state.plan.num_clusters)):
         assert k == 3
         assert adjusted_rand_index(env.agent_types, clusters) == 1.0
