@@ -16,6 +16,11 @@ Writes into the output folder:
                               normalised per scenario, with its 95% interval (experiments.stats)
     probability_of_improvement.png/.svg
                               P(AdaPS > each other method) on the final test return, with its interval
+    identity.png/.svg         AdaPS's and SePS's agent identity vectors on their first two principal
+                              components, one panel per seed: colour = true agent type, marker =
+                              cluster, the adjusted Rand index in the title
+    masks.png/.svg            AdaPS's neuron masks, cluster x hidden neuron for actor and critic, and
+                              the clusters' pairwise Jaccard overlap (first three seeds)
     summary.md                a table per scenario: final return, size, diversity, clusters, time
 Folders written before evaluation was logged have no test return: their curves show the training
 return instead, they are left out of the aggregate figures, and one line says so.
@@ -575,6 +580,294 @@ def probability_of_improvement_figure(scenarios: list[str], matrices: dict[str, 
                             reference=0.5, xlim=(0.0, 1.0))
 
 
+# ---- pictures of the method: identity vectors and cluster masks ---------------------------------
+
+# True agent types are told apart by colour, clusters by marker shape, so a clustering that
+# matches the types shows one colour per marker. Enough of each for max_clusters = 10.
+TYPE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf"]
+CLUSTER_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+MAX_MASK_SEEDS = 3  # rows of masks.png per folder: more seeds would not stay readable 700 px wide
+
+
+def identity_projection(vectors) -> tuple[np.ndarray, np.ndarray]:
+    """The (N, 2) principal-component coordinates of N identity vectors and the fraction of the
+    variance each component explains. Centred, from numpy's SVD; each component's sign is fixed
+    (its largest loading positive) so the same vectors always give the same picture. Fewer than
+    two directions of variance leave the missing coordinates at 0."""
+    x = np.asarray(vectors, float)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"identity vectors must be a non-empty (N, latent) array, got shape {x.shape}")
+    centred = x - x.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    coords = np.zeros((x.shape[0], 2))
+    explained = np.zeros(2)
+    total = float(np.sum(singular ** 2))
+    for k in range(min(2, vt.shape[0])):
+        if singular[k] <= 1e-12 * max(1.0, singular[0]):
+            break  # no variance left: a direction here would be numerical noise
+        direction = vt[k] * np.sign(vt[k][np.argmax(np.abs(vt[k]))])
+        coords[:, k] = centred @ direction
+        explained[k] = singular[k] ** 2 / total
+    return coords, explained
+
+
+def jaccard_overlap(masks: list[np.ndarray]) -> np.ndarray:
+    """(K, K) Jaccard overlap |a and b| / |a or b| of K flattened 0/1 masks; two empty masks
+    overlap 1, as adaps_jax.masks.mask_overlap counts them."""
+    flat = np.array([np.asarray(m, float).ravel() for m in masks])
+    both = flat @ flat.T
+    either = flat.sum(1)[:, None] + flat.sum(1)[None, :] - both
+    return np.where(either > 0, both / np.maximum(either, 1.0), 1.0)
+
+
+def _per_seed_list(entry: dict, key: str, seeds: int) -> list | None:
+    value = entry.get(key)
+    return value if isinstance(value, list) and len(value) == seeds else None
+
+
+def _identity_panels(runs: list[Run]) -> list[tuple[str, list[dict]]]:
+    """Per AdaPS / SePS entry with identity vectors: (row title, one dict per seed). Entries written
+    before the summary held the vectors have none and are left out."""
+    rows = []
+    for scenario, group in _group_by_scenario(runs).items():
+        for run, method, label, _ in _entries(group):
+            entry = run.summary.get(method)
+            vectors = entry.get("identity_vectors") if isinstance(entry, dict) else None
+            if not isinstance(vectors, list) or not vectors:
+                continue
+            # A per-seed list of another length than the vectors is not trusted: left out, not guessed.
+            clusters, ari, k = (_per_seed_list(entry, key, len(vectors)) or [None] * len(vectors)
+                                for key in ("clusters", "cluster_ari", "num_clusters"))
+            seeds = [{"seed": seed, "vectors": v, "clusters": clusters[seed], "ari": ari[seed], "k": k[seed],
+                      "scenario": scenario, "folder": run.folder, "method": method} for seed, v in enumerate(vectors)]
+            rows.append((f"{scenario}: {label}", seeds))
+    return rows
+
+
+def _true_types(scenario: str, num_agents: int, cache: dict) -> np.ndarray | None:
+    """The scenario's agent types from its environment, None when it cannot be built here or has
+    another number of agents than the summary (then the points are drawn without type colours)."""
+    if scenario not in cache:
+        try:
+            import envs  # lazily: it imports JAX, which nothing else in this module needs
+
+            cache[scenario] = np.asarray(envs.make(scenario).agent_types, int)
+        except (ImportError, ValueError):
+            cache[scenario] = None
+    types = cache[scenario]
+    return types if types is not None and types.shape == (num_agents,) else None
+
+
+def _bad_summary(folder: Path, method: str, key: str, seed: int, what: str) -> PlotInputError:
+    return PlotInputError(f"{folder}: summary.json {method} {key} of seed {seed} {what}")
+
+
+def identity_figure(runs: list[Run], path: Path) -> list[Path]:
+    """The agents' identity vectors of every AdaPS and SePS entry, projected on their first two
+    principal components: one panel per seed (one row per method and folder), colour = true agent
+    type, marker = the cluster the method gave the agent, the adjusted Rand index in the title.
+    Writes nothing (returns []) when no summary holds identity vectors."""
+    from matplotlib.lines import Line2D
+
+    rows = _identity_panels(runs)
+    if not rows:
+        return []
+    ncols = min(max(len(seeds) for _, seeds in rows), 3)
+    layout: list[dict | None] = []
+    row_titles = []
+    for title, seeds in rows:  # each method starts a row; more than three seeds wrap onto further rows
+        for i in range(0, len(seeds), ncols):
+            row_titles.append(title)
+            layout += seeds[i:i + ncols] + [None] * (ncols - len(seeds[i:i + ncols]))
+    nrows = len(layout) // ncols
+    fig = _figure(3.1 * ncols, 3.2 * nrows + 0.9)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    cache: dict = {}
+    max_type = max_cluster = -1
+    untyped = False
+    for i, (ax, item) in enumerate(zip(axes.flat, layout)):
+        if item is None:
+            ax.set_visible(False)
+            continue
+        folder, method, seed = item["folder"], item["method"], item["seed"]
+        try:
+            vectors = np.asarray(item["vectors"], float)
+        except (TypeError, ValueError):
+            raise _bad_summary(folder, method, "identity_vectors", seed, "are not numbers") from None
+        if vectors.ndim != 2 or vectors.shape[0] == 0:
+            raise _bad_summary(folder, method, "identity_vectors", seed,
+                               f"are not N vectors of one length (shape {vectors.shape})")
+        n = vectors.shape[0]
+        clusters = item["clusters"]
+        if clusters is not None and (not isinstance(clusters, list) or len(clusters) != n
+                                     or not all(isinstance(c, int) and c >= 0 for c in clusters)):
+            raise _bad_summary(folder, method, "clusters", seed, f"are not {n} non-negative cluster indices")
+        clusters = np.zeros(n, int) if clusters is None else np.asarray(clusters, int)
+        types = _true_types(item["scenario"], n, cache)
+        untyped |= types is None
+        ari, k = item["ari"], item["k"]
+        head = row_titles[i // ncols] + "\n" if i % ncols == 0 else "\n"
+        facts = [f"seed {seed}"] + ([f"ARI {ari:.2f}"] if isinstance(ari, (int, float)) else []) + (
+            [f"K = {k}"] if isinstance(k, int) else [])
+        ax.set_title(head + ", ".join(facts), fontsize=11)
+        if not np.all(np.isfinite(vectors)):
+            ax.text(0.5, 0.5, "non-finite identity vectors", transform=ax.transAxes, ha="center", va="center",
+                    color="grey", fontsize=10)
+            ax.set_xticks([]), ax.set_yticks([])
+            continue
+        coords, explained = identity_projection(vectors)
+        for c in np.unique(clusters):
+            chosen = clusters == c
+            colours = ["#555555"] * int(chosen.sum()) if types is None else [
+                TYPE_COLOURS[t % len(TYPE_COLOURS)] for t in types[chosen]]
+            ax.scatter(coords[chosen, 0], coords[chosen, 1], c=colours, marker=CLUSTER_MARKERS[c % len(CLUSTER_MARKERS)],
+                       s=55, alpha=0.8, edgecolors="black", linewidths=0.6, zorder=3)
+        max_cluster = max(max_cluster, int(clusters.max()))
+        if types is not None:
+            max_type = max(max_type, int(types.max()))
+        ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance)", fontsize=10)
+        ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f}%)", fontsize=10)
+        ax.tick_params(labelsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.set_axisbelow(True)
+        _pad_limits(ax, coords)
+    # Types on the legend's first row, clusters on its second: the legend fills column by column,
+    # so the two lists are interleaved, the shorter padded with blank entries.
+    blank = Line2D([], [], linestyle="", marker="")
+    types_row = [(Line2D([], [], linestyle="", marker="o", markersize=8, markerfacecolor=TYPE_COLOURS[t % 10],
+                         markeredgecolor="black"), f"type {t}") for t in range(max_type + 1)]
+    clusters_row = [(Line2D([], [], linestyle="", marker=CLUSTER_MARKERS[c % len(CLUSTER_MARKERS)], markersize=8,
+                            markerfacecolor="white", markeredgecolor="black"), f"cluster {c}")
+                    for c in range(max_cluster + 1)]
+    width = max(len(types_row), len(clusters_row))
+    if types_row:
+        types_row += [(blank, "")] * (width - len(types_row))
+        clusters_row += [(blank, "")] * (width - len(clusters_row))
+        pairs = [entry for column in zip(types_row, clusters_row) for entry in column]
+    else:
+        pairs = clusters_row
+    if pairs:
+        fig.legend([h for h, _ in pairs], [label for _, label in pairs], loc="outside lower center",
+                   ncol=width, fontsize=10, frameon=False, columnspacing=1.0, handletextpad=0.3)
+    note = "colour: true agent type, marker: cluster" if not untyped else (
+        "colour: true agent type (grey: unknown here), marker: cluster")
+    fig.suptitle(f"Agent identity vectors, first two principal components\n({note})", fontsize=12)
+    return _save(fig, path)
+
+
+def _pad_limits(ax, coords: np.ndarray) -> None:
+    """Square-ish limits with a margin, so points on the edge keep their whole marker and points
+    that all coincide still get a visible axis."""
+    for axis, set_lim in ((0, ax.set_xlim), (1, ax.set_ylim)):
+        low, high = float(coords[:, axis].min()), float(coords[:, axis].max())
+        pad = max(0.08 * (high - low), 1e-3 * max(1.0, abs(low), abs(high)))
+        set_lim(low - pad, high + pad)
+
+
+def _mask_rows(runs: list[Run]) -> list[dict]:
+    """One dict per AdaPS seed drawn in masks.png (at most MAX_MASK_SEEDS per folder): its actor and
+    critic masks per cluster as (K, neurons) arrays, the layer widths and the cluster sizes."""
+    out = []
+    for scenario, group in _group_by_scenario(runs).items():
+        for run, method, label, _ in _entries(group):
+            entry = run.summary.get(method)
+            table = entry.get("cluster_masks") if method == "adaps" and isinstance(entry, dict) else None
+            if not isinstance(table, list) or not table:
+                continue
+            clusters = _per_seed_list(entry, "clusters", len(table))
+            for seed, masks in enumerate(table[:MAX_MASK_SEEDS]):
+                parts = {}
+                for part in ("actor", "critic"):
+                    layers = masks.get(part) if isinstance(masks, dict) else None
+                    parts[part] = _mask_matrix(layers, run.folder, seed, part)
+                k = parts["actor"][0].shape[0]
+                if parts["critic"][0].shape[0] != k:
+                    raise _bad_summary(run.folder, method, "cluster_masks", seed,
+                                       "has different cluster counts for actor and critic")
+                sizes = None
+                if clusters is not None and isinstance(clusters[seed], list):
+                    sizes = [sum(1 for c in clusters[seed] if c == j) for j in range(k)]
+                out.append({"title": f"{scenario}: {label}, seed {seed}", "parts": parts, "sizes": sizes,
+                            "seeds": len(table)})
+    return out
+
+
+def _mask_matrix(layers, folder: Path, seed: int, part: str) -> tuple[np.ndarray, list[int]]:
+    """The (K, neurons) 0/1 matrix of one network's masks (the layers side by side) and the widths."""
+    what = f"cluster_masks {part}"
+    if not isinstance(layers, list) or not layers or not all(isinstance(c, list) and c for c in layers):
+        raise _bad_summary(folder, "adaps", what, seed, "is not a list of clusters, each a list of layers")
+    widths = [len(layer) if isinstance(layer, list) else -1 for layer in layers[0]]
+    for cluster in layers:
+        if [len(layer) if isinstance(layer, list) else -1 for layer in cluster] != widths or min(widths) < 1:
+            raise _bad_summary(folder, "adaps", what, seed, "has clusters with different layer widths")
+    try:
+        matrix = np.array([[v for layer in cluster for v in layer] for cluster in layers], float)
+    except (TypeError, ValueError):
+        raise _bad_summary(folder, "adaps", what, seed, "holds values other than 0/1") from None
+    if not np.isin(matrix, (0.0, 1.0)).all():
+        raise _bad_summary(folder, "adaps", what, seed, "holds values other than 0/1")
+    return matrix, widths
+
+
+def masks_figure(runs: list[Run], path: Path) -> list[Path]:
+    """AdaPS's neuron masks: per seed (up to MAX_MASK_SEEDS per folder) a heat map of cluster x hidden
+    neuron for the actor and for the critic (red = neuron kept), and the clusters' pairwise Jaccard
+    overlap over all layers of actor and critic. Writes nothing (returns []) when no summary holds
+    cluster masks."""
+    from matplotlib.colors import ListedColormap
+
+    rows = _mask_rows(runs)
+    if not rows:
+        return []
+    kept = ListedColormap(["#eeeeee", "#d62728"])  # off light grey, kept in AdaPS's colour
+    heights = [max(1.6, 0.3 * r["parts"]["actor"][0].shape[0] + 1.0) for r in rows]
+    actor_width = rows[0]["parts"]["actor"][0].shape[1]
+    critic_width = rows[0]["parts"]["critic"][0].shape[1]
+    fig = _figure(8.5, sum(heights) + 0.8)
+    # The heat maps share the width in proportion to their neurons; the overlap matrix gets about
+    # a third of an inch per cluster (its numbers stay legible), out of the ~7.3 inches the panels have.
+    most_clusters = max(r["parts"]["actor"][0].shape[0] for r in rows)
+    overlap_inches = min(3.0, 0.35 * most_clusters + 0.5)
+    grid = fig.add_gridspec(len(rows), 3, height_ratios=heights, width_ratios=[
+        actor_width, critic_width, (actor_width + critic_width) * overlap_inches / (7.3 - overlap_inches)])
+    for i, row in enumerate(rows):
+        k = row["parts"]["actor"][0].shape[0]
+        for col, part in enumerate(("actor", "critic")):
+            matrix, layer_widths = row["parts"][part]
+            ax = fig.add_subplot(grid[i, col])
+            ax.imshow(matrix, cmap=kept, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            for x in np.cumsum(layer_widths)[:-1] - 0.5:
+                ax.axvline(x, color="black", linewidth=1.5)
+            centres = np.cumsum(layer_widths) - np.asarray(layer_widths) / 2 - 0.5
+            ax.set_xticks(centres, [f"layer {l + 1} ({w})" for l, w in enumerate(layer_widths)], fontsize=9)
+            ax.tick_params(axis="x", length=0)
+            if col == 0:
+                sizes = row["sizes"]
+                ax.set_yticks(range(k), [f"cluster {j}" + (f" ({sizes[j]})" if sizes else "") for j in range(k)],
+                              fontsize=9)
+                ax.set_title(f"{row['title']}\nactor", fontsize=10)
+            else:
+                ax.set_yticks([])
+                ax.set_title(part, fontsize=10)
+        ax = fig.add_subplot(grid[i, 2])
+        overlap = jaccard_overlap([np.concatenate([row["parts"]["actor"][0][j], row["parts"]["critic"][0][j]])
+                                   for j in range(k)])
+        ax.imshow(overlap, cmap="Greys", vmin=0, vmax=1.4, interpolation="nearest")  # 1.4: text stays legible
+        for a in range(k):
+            for b in range(k):
+                ax.text(b, a, f"{overlap[a, b]:.2f}", ha="center", va="center", fontsize=8 if k <= 8 else 7,
+                        color="white" if overlap[a, b] > 0.75 else "black")
+        ax.set_xticks(range(k), [str(j) for j in range(k)], fontsize=8)
+        ax.set_yticks(range(k), [str(j) for j in range(k)], fontsize=8)
+        ax.set_title("Jaccard overlap", fontsize=10)
+    most = max(r["seeds"] for r in rows)
+    more = f"; the first {MAX_MASK_SEEDS} of {most} seeds" if most > MAX_MASK_SEEDS else ""
+    fig.suptitle(f"AdaPS neuron masks per cluster (red: kept; in brackets the cluster's agents{more})", fontsize=11)
+    return _save(fig, path)
+
+
 # ---- entry points -------------------------------------------------------------------------------
 
 
@@ -605,6 +898,8 @@ def plot_folders(folders: list[Path], out: Path, band: str = "ci", per_type: boo
     if per_type:
         written += per_type_curves(runs, out / "per_type_curves.png", band)
     written += model_size(runs, out / "model_size.png")
+    written += identity_figure(runs, out / "identity.png")  # both write nothing for summaries without the data
+    written += masks_figure(runs, out / "masks.png")
     try:
         written += aggregate_iqm(scenarios, matrices, out / "aggregate_iqm.png", backend)
         written += probability_of_improvement_figure(scenarios, matrices, out / "probability_of_improvement.png",

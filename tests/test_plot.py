@@ -2,6 +2,7 @@
 import math
 import struct
 
+import numpy as np
 import pytest
 
 from experiments import plot, results
@@ -229,3 +230,123 @@ def test_old_folder_plots_training_curves_and_says_what_needs_evaluation(tmp_pat
         plot.plot_folders([folder], out, band="range")
     with pytest.raises(plot.PlotInputError, match="allowed: auto, numpy, rliable"):
         plot.plot_folders([folder], out, backend="R")
+
+
+# ---- identity.png and masks.png ------------------------------------------------------------------
+
+TYPES_15A_3C = [0] * 5 + [1] * 5 + [2] * 5  # envs.make("bps-15a-3c").agent_types
+
+
+def _method_entry(rng, clusters_per_seed, latent=10, hidden=(64, 64), masks=True):
+    """An AdaPS (masks=True) or SePS summary entry with identity data: the vectors of each type lie
+    around their own centre, the clusters as given per seed."""
+    centres = rng.normal(0, 3, (3, latent))
+    vectors = [(centres[TYPES_15A_3C] + rng.normal(0, 0.3, (15, latent))).round(6).tolist()
+               for _ in clusters_per_seed]
+    entry = {**_entry(-3.0, -4.0, -2.0, 10118, 1.0, 0.5, 9.0,
+                      clusters=[max(c) + 1 for c in clusters_per_seed], ari=[1.0, 0.57, 1.0, 1.0][:len(clusters_per_seed)]),
+             "clusters": [list(c) for c in clusters_per_seed], "identity_vectors": vectors}
+    if masks:
+        table = []
+        for c in clusters_per_seed:
+            shared = rng.random(sum(hidden) * 2) < 0.5
+            per_cluster = [np.where(rng.random(shared.size) < 0.3, ~shared, shared).astype(int) for _ in range(max(c) + 1)]
+            split = np.cumsum(list(hidden) * 2)[:-1]
+            layers = [np.split(m, split) for m in per_cluster]
+            table.append({"actor": [[l.tolist() for l in m[:len(hidden)]] for m in layers],
+                          "critic": [[l.tolist() for l in m[len(hidden):]] for m in layers]})
+        entry["cluster_masks"] = table
+    return entry
+
+
+def method_folder(path, seeds=2):
+    """A bps-15a-3c folder with AdaPS and SePS as the run writes them now: seed 0 finds the three
+    types, seed 1 merges types 1 and 2."""
+    rng = np.random.default_rng(0)
+    clusters = [TYPES_15A_3C, [0] * 5 + [1] * 10, TYPES_15A_3C, TYPES_15A_3C][:seeds]
+    summary = {"adaps": _method_entry(rng, clusters), "seps": _method_entry(rng, clusters, masks=False)}
+    return make_folder(path, methods=("adaps", "seps"), summary=summary, nan_at=None)
+
+
+def test_identity_projection_is_pca():
+    rng = np.random.default_rng(1)
+    # Points on a tilted plane in 4-D: PC1 and PC2 span it, so the projection keeps every distance.
+    plane = rng.normal(0, 1, (12, 2)) * [5.0, 1.0]
+    basis = np.linalg.qr(rng.normal(0, 1, (4, 2)))[0]
+    vectors = plane @ basis.T + 7.0
+    coords, explained = plot.identity_projection(vectors)
+    assert coords.shape == (12, 2)
+    assert np.allclose(coords.mean(axis=0), 0.0, atol=1e-9)
+    distances = lambda x: np.linalg.norm(x[:, None] - x[None], axis=-1)
+    assert np.allclose(distances(coords), distances(vectors), atol=1e-9)
+    assert explained[0] > explained[1] > 0 and np.isclose(explained.sum(), 1.0)
+    assert coords[:, 0].var() > coords[:, 1].var()
+    again, _ = plot.identity_projection(vectors[::-1])  # the sign convention: same picture, rows reversed
+    assert np.allclose(again[::-1], coords)
+    # All agents on one line: no second direction; all equal: no direction at all.
+    line, explained = plot.identity_projection(np.outer(np.arange(5.0), [1.0, 2.0, 2.0]))
+    assert np.allclose(line[:, 1], 0.0) and np.allclose(explained, [1.0, 0.0])
+    assert np.allclose(np.abs(line[:, 0]), np.abs(np.arange(5.0) - 2.0) * 3.0)
+    same, explained = plot.identity_projection(np.ones((4, 3)))
+    assert np.allclose(same, 0.0) and np.allclose(explained, 0.0)
+
+
+def test_jaccard_overlap_by_hand():
+    a, b, c, empty = [1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1], [0, 0, 0, 0]
+    overlap = plot.jaccard_overlap([np.array(x) for x in (a, b, c, empty)])
+    assert overlap[0, 1] == overlap[1, 0] == 1 / 3  # |{0}| / |{0, 1, 2}|
+    assert overlap[0, 2] == 0.0 and overlap[1, 2] == 1 / 3
+    assert overlap[0, 0] == 1.0 and overlap[3, 3] == 1.0  # two empty masks: 1, as adaps_jax.masks counts them
+    assert overlap[0, 3] == 0.0
+
+
+def test_identity_and_masks_figures_are_drawn(tmp_path):
+    folder = method_folder(tmp_path / "run")
+    out = tmp_path / "plots"
+    written = {p.name for p in plot.plot_folders([folder], out)}
+    assert {"identity.png", "identity.svg", "masks.png", "masks.svg"} <= written
+    width, height = _png_size(out / "identity.png")
+    assert 700 <= width <= 1600 and height > width / 2  # AdaPS and SePS rows of two seeds
+    width, height = _png_size(out / "masks.png")
+    assert 1000 <= width <= 2000 and 400 <= height < width  # two seed rows of AdaPS only
+    svg = (out / "identity.svg").read_text()
+    assert svg.count("ARI 1.00") == 2 and svg.count("ARI 0.57") == 2  # both methods, titles per seed
+    assert "unknown here" not in svg  # the types came from envs.make("bps-15a-3c")
+    masks_svg = (out / "masks.svg").read_text()
+    assert "seed 0" in masks_svg and "seed 1" in masks_svg and "Jaccard overlap" in masks_svg
+
+
+def test_overlap_written_in_masks_figure_is_the_jaccard_of_all_layers(tmp_path):
+    folder = method_folder(tmp_path / "run", seeds=1)
+    summary = results.read_json(folder / "summary.json")
+    masks = summary["adaps"]["cluster_masks"][0]
+    flat = [np.concatenate(masks["actor"][k] + masks["critic"][k]) for k in range(3)]
+    both = (flat[0] & flat[1]).sum()
+    either = (flat[0] | flat[1]).sum()
+    plot.plot_folders([folder], tmp_path / "plots")
+    svg = (tmp_path / "plots" / "masks.svg").read_text()
+    # matplotlib writes each text also as an SVG comment; the 0-1 entry is there to two decimals.
+    assert f"{both / either:.2f}" in svg
+    assert svg.count(f"{both / either:.2f}") >= 2  # (0, 1) and (1, 0)
+
+
+def test_summaries_without_identity_data_draw_neither(tmp_path):
+    folder = make_folder(tmp_path / "old", methods=("adaps", "seps"), nan_at=None, summary={
+        "adaps": _entry(-3.0, -4.0, -2.0, 10118, 1.0, 0.5, 9.0, clusters=[3, 2], ari=[1.0, 0.75])})
+    written = {p.name for p in plot.plot_folders([folder], tmp_path / "plots")}
+    assert "identity.png" not in written and "masks.png" not in written
+    assert "learning_curves.png" in written
+
+
+def test_unknown_scenario_draws_grey_points_and_bad_masks_fail_in_one_line(tmp_path, capsys):
+    folder = method_folder(tmp_path / "run")
+    config = results.read_json(folder / "config.json")
+    results.write_json(folder / "config.json", {**config, "scenario": "not-a-scenario"})
+    plot.plot_folders([folder], tmp_path / "plots")
+    assert "grey: unknown here" in (tmp_path / "plots" / "identity.svg").read_text()
+    summary = results.read_json(folder / "summary.json")
+    summary["adaps"]["cluster_masks"][1]["critic"][0][0] = [1, 0, 2]
+    results.write_json(folder / "summary.json", summary)
+    assert plot.main([str(folder), "--out", str(tmp_path / "again")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "cluster_masks critic of seed 1" in err
