@@ -473,7 +473,7 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
             numbers = [f for f in finished if not math.isnan(f)]
             progress.update(trainer.env_steps(log + 1), float(np.mean(numbers)) if numbers else math.nan)
             if writer is not None:
-                writer.log(method, trainer.env_steps(log + 1), finished)
+                writer.log(method, trainer.env_steps(log + 1), rows[-config.num_seeds:])
     finally:
         progress.close()
     return summarise(trainer, env, config, state, rows, wall_before + time.time() - started)
@@ -602,6 +602,8 @@ def execute(run: dict, out: Path, stop: StopRequest, writer=None, plots: bool = 
 
 
 def _summary_writer_class():
+    """tensorboardX's SummaryWriter; a UsageError with the install hint when it is missing (checked
+    before the run folder is touched, so a missing package costs nothing)."""
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
@@ -610,17 +612,57 @@ def _summary_writer_class():
 
 
 def _tensorboard(out: Path):
+    """A writer of OUT/tensorboard: per logging point and method, every metric as a scalar per seed
+    (`<method>/<metric>/seed<k>`) and as the mean over the seeds that have a number
+    (`<method>/<metric>/mean`), at x = environment steps per seed."""
     summary_writer = _summary_writer_class()
+    # metrics.csv column -> tag; per-type columns end in _{t} and keep it in the tag.
+    columns = {"return_mean": "train/return", "eval_return_greedy": "test/return_greedy",
+               "eval_return_sampled": "test/return_sampled", "actor_loss": "loss/actor", "value_loss": "loss/value",
+               "entropy": "entropy"}
+    typed = {"return_type_": "train/return_type_", "eval_return_greedy_type_": "test/return_greedy_type_",
+             "eval_return_sampled_type_": "test/return_sampled_type_"}
+
+    def tag_of(column: str) -> str | None:
+        if column in columns:
+            return columns[column]
+        for prefix, tag in typed.items():
+            if column.startswith(prefix) and column[len(prefix):].isdigit():
+                return tag + column[len(prefix):]
+        return None
 
     class Writer:
         def __init__(self):
             self.writer = summary_writer(str(out / "tensorboard"))
+            # Per method, (env_steps, wall_seconds) of the last logged point. A fresh run starts at
+            # (0, 0); after --resume the first rate is the average since training began.
+            self.last: dict[str, tuple[int, float]] = {}
 
-        def log(self, method: str, steps: int, returns: list[float]) -> None:
-            for seed, value in enumerate(returns):
-                if not math.isnan(value):
-                    self.writer.add_scalar(f"{method}/return/seed{seed}", value, steps)
+        def log(self, method: str, steps: int, rows: list[dict]) -> None:
+            """`rows`: the metrics.csv rows of one logging point, one per seed."""
+            for column in sorted({c for r in rows for c in r}):
+                tag = tag_of(column)
+                if tag is None:
+                    continue
+                values = []
+                for r in rows:
+                    value = r.get(column, math.nan)
+                    if isinstance(value, (int, float)) and math.isfinite(value):
+                        self.writer.add_scalar(f"{method}/{tag}/seed{r['seed']}", value, steps)
+                        values.append(value)
+                if values:  # NaN (no finished episode in a seed) is left out, never written
+                    self.writer.add_scalar(f"{method}/{tag}/mean", float(np.mean(values)), steps)
+            wall = max((r["wall_seconds"] for r in rows), default=math.nan)
+            last_steps, last_wall = self.last.get(method, (0, 0.0))
+            if math.isfinite(wall) and wall > last_wall:
+                # The seeds run side by side, so the rate counts the steps of all of them.
+                rate = (steps - last_steps) * len(rows) / (wall - last_wall)
+                self.writer.add_scalar(f"{method}/env_steps_per_second", rate, steps)
+                self.last[method] = (steps, wall)
             self.writer.flush()
+
+        def close(self) -> None:
+            self.writer.close()
 
     return Writer()
 
