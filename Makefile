@@ -13,7 +13,7 @@ $(VENV)/bin/python:
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[plots,stats]'
+	$(PY) -m pip install --quiet -e '.[plots]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(VENV)/bin/python

@@ -137,8 +137,13 @@ def clip_by_group_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
+def gradient_clip(config: Config) -> optax.GradientTransformation:
+    """One global norm over every parameter set (SePS), or each set on its own (`clip_per_set`)."""
+    clip = clip_by_group_norm if config.clip_per_set else optax.clip_by_global_norm
+    return clip(config.max_grad_norm)
+
+
 def make_optimizer(config: Config) -> optax.GradientTransformation:
     """Gradient clip, then Adam. One Adam step count serves every parameter set: as in SePS,
     where the networks no agent uses get zero gradients and their moments stay zero."""
-    clip = clip_by_group_norm if config.clip_per_set else optax.clip_by_global_norm
-    return optax.chain(clip(config.max_grad_norm), optax.adam(config.learning_rate, eps=config.adam_eps))
+    return optax.chain(gradient_clip(config), optax.adam(config.learning_rate, eps=config.adam_eps))

@@ -35,6 +35,7 @@ class SharingPlan:
     param_group: chex.Array  # (N,) int32, index into the stacked parameter sets
     cluster: chex.Array  # (N,) int32, the identity cluster (AdaPS, SePS) or 0
     num_clusters: chex.Array  # () int32, clusters found (1 for methods without identity)
+    identity: chex.Array  # (N, latent_size) the agents' identity vectors (zeros without an identity phase)
     actor_masks: tuple  # per hidden layer (N, width) bool; empty when the method has no masks
     critic_masks: tuple
 
@@ -63,7 +64,7 @@ def plain_plan(spec: MethodSpec, config: Config, num_agents: int, key: chex.PRNG
         critic_masks = random_neuron_masks(critic_key, num_agents, config.hidden_sizes, config.pruning_rate)
     return SharingPlan(
         param_group=group, cluster=zeros, num_clusters=jnp.ones((), jnp.int32),
-        actor_masks=actor_masks, critic_masks=critic_masks,
+        identity=jnp.zeros((num_agents, config.latent_size)), actor_masks=actor_masks, critic_masks=critic_masks,
     )
 
 
@@ -78,8 +79,8 @@ def random_neuron_masks(key: chex.PRNGKey, num_agents: int, widths: tuple[int, .
 
 
 def cluster_plan(
-    spec: MethodSpec, config: Config, assignment: chex.Array, centres: chex.Array, num_clusters: chex.Array,
-    key: chex.PRNGKey,
+    spec: MethodSpec, config: Config, vectors: chex.Array, assignment: chex.Array, centres: chex.Array,
+    num_clusters: chex.Array, key: chex.PRNGKey,
 ) -> SharingPlan:
     """The plan of AdaPS (one shared set, cluster masks) or SePS (one set per cluster, no masks).
 
@@ -88,7 +89,7 @@ def cluster_plan(
     """
     if spec.name == "seps":
         return SharingPlan(
-            param_group=assignment, cluster=assignment, num_clusters=num_clusters,
+            param_group=assignment, cluster=assignment, num_clusters=num_clusters, identity=vectors,
             actor_masks=(), critic_masks=(),
         )
     used = (jnp.arange(centres.shape[0]) < num_clusters)[:, None]
@@ -98,6 +99,6 @@ def cluster_plan(
     actor = cluster_masks(actor_key, centred, config.hidden_sizes, config.mask_threshold)
     critic = cluster_masks(critic_key, centred, config.hidden_sizes, config.mask_threshold)
     return SharingPlan(
-        param_group=jnp.zeros_like(assignment), cluster=assignment, num_clusters=num_clusters,
+        param_group=jnp.zeros_like(assignment), cluster=assignment, num_clusters=num_clusters, identity=vectors,
         actor_masks=tuple(m[assignment] for m in actor), critic_masks=tuple(m[assignment] for m in critic),
     )

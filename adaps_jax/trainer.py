@@ -281,9 +281,10 @@ class Trainer:
         """The identity phase: the VAE on the pretraining sample, k-means, and the sharing plan.
         The sample is dropped; training continues from the pretrained state (or afresh)."""
         config = self.config
-        assignment, centres, num_clusters = self.clusters(state, self.identities(state).identity)
+        vectors = self.identities(state).identity
+        assignment, centres, num_clusters = self.clusters(state, vectors)
         mask_key, fresh_key = jax.random.fold_in(state.identity_key, 2), jax.random.fold_in(state.identity_key, 3)
-        plan = cluster_plan(self.spec, config, assignment, centres, num_clusters, mask_key)
+        plan = cluster_plan(self.spec, config, vectors, assignment, centres, num_clusters, mask_key)
         state = state.replace(plan=plan, samples=None, sample_slots=None)
         if not config.continue_pretraining:
             params = self.network.init(fresh_key)

@@ -53,10 +53,11 @@ from adaps_jax.config import IDENTITY_METHODS, METHODS, Config
 from adaps_jax.networks import orthogonal
 from adaps_jax.trainer import Trainer, jit_over_seeds, make_train, seed_keys
 from experiments import bench_envs
+from experiments.presets import PRESETS, env_family
 
 ROOT = bench_envs.ROOT
 ENVS = bench_envs.OUR_ENVS  # bps-15a-3c, crware-2c-tiny-4ag, lbf-10x10-6p-3f
-SECTIONS = ("envs", "training", "batch", "seeds", "agents", "devices", "profile")
+SECTIONS = ("envs", "training", "evaluation", "batch", "seeds", "agents", "devices", "profile")
 # The environments a trainer on the original Python packages would step (names from bench_envs).
 PYTHON_BOUND = {
     "bps-15a-3c": "mpe2 spread-15 (as BPS fork)",
@@ -92,6 +93,7 @@ class Settings:
     nops_30_scenario: str = "bps-30a-3c"
     profile_envs: tuple[str, ...] = ENVS
     profile_repeats: int = 20  # updates per timed call in the profile
+    eval_episodes: int = 32  # the evaluation section's episodes (Config's default)
 
 
 FULL = Settings()
@@ -156,14 +158,19 @@ def paired_ratio(row: dict, reference: dict) -> float:
 
 def bench_config(scenario: str, method: str, num_envs: int, num_seeds: int, chunk_env_steps: int,
                  settings: Settings, **changes) -> Config:
-    """A config whose `train_chunk` is about `chunk_env_steps` env-steps of all seeds (one chunk)."""
-    fields = dict(scenario=scenario, method=method, num_envs=num_envs, num_seeds=num_seeds, num_logs=1,
+    """A config whose `train_chunk` is about `chunk_env_steps` env-steps of all seeds (one chunk;
+    AdaPS and SePS pretrain in a first chunk). Evaluation is off unless `changes` sets it: the
+    training throughput is measured on its own, the evaluation's cost in its own section."""
+    identity_phase = method in ("adaps", "seps")
+    fields = dict(scenario=scenario, method=method, num_envs=num_envs, num_seeds=num_seeds,
+                  num_logs=2 if identity_phase else 1, eval_episodes=0,
                   pretrain_steps=settings.pretrain_steps, vae_epochs=settings.vae_epochs,
                   kmeans_restarts=settings.kmeans_restarts)
     base = Config(**{**fields, **changes})
     per_update = base.steps_per_update
     updates = max(1, round(chunk_env_steps / (per_update * num_seeds)))
-    return base.replace(total_steps=(base.pretrain_updates + updates) * per_update)
+    pretrain = -(-base.pretrain_steps // per_update) if identity_phase else 0
+    return base.replace(total_steps=(pretrain + updates) * per_update)
 
 
 def training_case(config: Config, extra: dict | None = None) -> Case:
@@ -172,7 +179,10 @@ def training_case(config: Config, extra: dict | None = None) -> Case:
     trainer = make_train(config)
     keys = seed_keys(config.seed, config.num_seeds)
     start = time.perf_counter()
-    state = jax.block_until_ready(jit_over_seeds(trainer.init, keys)(keys))
+    state = jit_over_seeds(trainer.init, keys)(keys)
+    if trainer.has_identity_phase:
+        state, _ = jit_over_seeds(trainer.pretrain_chunk_then_identify, keys)(state)
+    state = jax.block_until_ready(state)
     init_s = time.perf_counter() - start  # compile + run (with the identity phase for AdaPS, SePS)
     chunk = jit_over_seeds(trainer.train_chunk, keys, donate=True)
     start = time.perf_counter()
@@ -344,6 +354,23 @@ def section_training(settings: Settings, log) -> list[dict]:
             out.append(r)
             log(f"  {r['scenario']:<40} {r['method']:<30} {r['env_steps_per_s']:>10,.0f} env-steps/s")
         del cases
+    return out
+
+
+def section_evaluation(settings: Settings, log) -> list[dict]:
+    """FuPS with and without the evaluation episodes (32 greedy + 32 sampled per seed and logging
+    point), each chunk one logging interval of the quick preset: the evaluation's share of a run."""
+    out = []
+    for scenario in settings.training_envs:
+        preset = PRESETS["quick"][env_family(scenario)]
+        interval = preset["total_steps"] // preset["num_logs"] * 4  # env-steps of 4 seeds per logging point
+        cases = [training_case(bench_config(scenario, "fups", 8, 4, interval, settings, eval_episodes=episodes),
+                               {"eval_episodes": episodes})
+                 for episodes in (0, settings.eval_episodes)]
+        for r in interleave(cases, max(2, settings.rounds // 2)):
+            r["group"] = f"evaluation {scenario}"
+            out.append(r)
+            log(f"  {scenario:<22} fups eval_episodes={r['eval_episodes']:<3} {r['env_steps_per_s']:>10,.0f} env-steps/s")
     return out
 
 
@@ -707,6 +734,19 @@ def to_markdown(report: dict) -> str:
                       "of the environment benchmark below): " + "; ".join(
                           f"{k}: {v['reference']} {_fmt(v['env_steps_per_s'])} env-steps/s" for k, v in bounds.items())]
         lines.append("")
+    evaluation = report.get("evaluation")
+    if evaluation:
+        lines += ["## Evaluation episodes (FuPS, 4 seeds, one quick-preset logging interval per chunk)", "",
+                  f"Each chunk is one logging interval of the quick preset, then {s.get('eval_episodes', 32)} greedy "
+                  "and as many sampled evaluation episodes per seed; \"share\" is the median per-round ratio of "
+                  "the rate with evaluation to the rate without (1 = free).", "",
+                  "| environment | eval episodes | env-steps/s | share of the rate without |", "|---|---:|---:|---:|"]
+        for r in evaluation:
+            base = _find(evaluation, group=r["group"], eval_episodes=0)
+            lines.append(f"| {r['scenario']} | {r['eval_episodes']} | {_fmt(r['env_steps_per_s'])} | "
+                         f"{_fmt(paired_ratio(r, base) if base else None)} |")
+        lines.append("")
+
     def with_training_rows(rows: list[dict], key: str) -> list[dict]:
         scenarios = {r["scenario"] for r in rows}
         extra = [r for r in training or [] if r["method"] == "fups" and r.get("group") == r["scenario"]
@@ -798,7 +838,8 @@ def run(settings: Settings, sections: tuple[str, ...], quick: bool, log=print) -
     report: dict[str, Any] = {}
     load_at_start = list(os.getloadavg())
     steps = {"envs": lambda: bench_envs.run(settings.envs_batches, settings.envs_settings, log=log),
-             "training": lambda: section_training(settings, log), "batch": lambda: section_batch(settings, log),
+             "training": lambda: section_training(settings, log),
+             "evaluation": lambda: section_evaluation(settings, log), "batch": lambda: section_batch(settings, log),
              "seeds": lambda: section_seeds(settings, log), "agents": lambda: section_agents(settings, log, quick),
              "devices": lambda: section_devices(settings, log, quick), "profile": lambda: section_profile(settings, log)}
     section_s, failed = {}, {}

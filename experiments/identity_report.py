@@ -51,7 +51,6 @@ def identity_report(scenario: str, config: Config) -> dict:
         matrix = plan_mask_overlap(jax.tree.map(lambda x: x[seed], state.plan))
         off = ~np.eye(len(matrix), dtype=bool)
         overlaps.append(float(matrix[off].mean()) if off.any() else 1.0)
-    chosen = by_selection[config.cluster_selection]
     return {
         "scenario": scenario,
         "true_types": env.agent_types.tolist(),
@@ -64,7 +63,6 @@ def identity_report(scenario: str, config: Config) -> dict:
         "pretrain_steps": config.pretrain_steps,
         "samples_per_agent": trainer.samples_per_agent(),
         "seconds": {"pretraining": pretrain_s, "vae": vae_s, "total": time.time() - started},
-        "agreement": chosen["ari"] if config.num_clusters is None else None,
     }
 
 

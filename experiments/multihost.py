@@ -60,13 +60,18 @@ def train(config) -> list[dict]:
     trainer = make_train(config)
     keys = seed_keys(config.seed, config.num_seeds)
     state = jit_over_seeds(trainer.init, keys)(keys)
-    chunk = jit_over_seeds(trainer.train_chunk, keys, donate=True)
+    compiled = {}
     rows = []
     for log in range(config.num_logs):
-        state, metrics = chunk(state)
+        fn = trainer.chunk(log)
+        if fn.__name__ not in compiled:
+            compiled[fn.__name__] = jit_over_seeds(fn, keys, donate=True)
+        state, metrics = compiled[fn.__name__](state)
         gathered = multihost_utils.process_allgather(metrics, tiled=True)  # every seed, on every process
-        rows.append({"log": log, "env_steps": trainer.env_steps(log + 1),
-                     **{name: np.asarray(value).tolist() for name, value in gathered._asdict().items()}})
+        evaluation = {f"eval_{name}": np.asarray(value).tolist() for name, value in gathered.evaluation._asdict().items()}
+        rows.append({"log": log, "env_steps": trainer.env_steps(log + 1), **evaluation,
+                     **{name: np.asarray(value).tolist() for name, value in gathered._asdict().items()
+                        if name != "evaluation"}})
     return rows
 
 

@@ -230,8 +230,9 @@ def _per_seed(values, fmt: str) -> str:
 
 def summary_markdown(runs: list[Run]) -> str:
     lines = ["# Results summary", ""]
-    lines.append("Final return: the team return (summed over agents) at each seed's last logging point "
-                 "that closed an episode; mean over seeds [min, max]. Relative size: parameters / one FuPS network.")
+    lines.append("Final return: the test return (team return summed over agents, greedy evaluation episodes) at "
+                 "each seed's last logging point; mean over seeds [min, max] (results without evaluation: the "
+                 "training episodes' return). Relative size: parameters / one FuPS network.")
     for scenario, group in _group_by_scenario(runs).items():
         lines += ["", f"## {scenario}", ""]
         folders = ", ".join(f"`{r.folder}`" for r in group)
@@ -243,9 +244,12 @@ def summary_markdown(runs: list[Run]) -> str:
         for run, method, label, _ in _entries(group):
             entry = run.summary.get(method)
             if isinstance(entry, dict):
-                ret = (f"{_num(entry.get('final_return_mean'), '.2f')} "
-                       f"[{_num(entry.get('final_return_min'), '.2f')}, {_num(entry.get('final_return_max'), '.2f')}]")
-                seeds = len(entry.get("per_seed") or []) or "–"
+                prefix = "final_return" if entry.get("final_return_mean") is not None else "train_return"
+                if "per_seed" in entry:  # written before evaluation existed
+                    prefix = "final_return"
+                ret = (f"{_num(entry.get(prefix + '_mean'), '.2f')} "
+                       f"[{_num(entry.get(prefix + '_min'), '.2f')}, {_num(entry.get(prefix + '_max'), '.2f')}]")
+                seeds = len(entry.get("train_return_per_seed") or entry.get("per_seed") or []) or "–"
                 lines.append(
                     f"| {label} | {ret} | {seeds} | {_num(entry.get('env_steps'), ',')} | {_num(entry.get('params'), ',')} "
                     f"| {_num(entry.get('relative_size'), '.2f')}× | {_num(entry.get('policy_diversity_mean'), '.3f')} "
@@ -549,7 +553,7 @@ def _scenario_text(scenarios: list[str]) -> str:
     return scenarios[0] if len(scenarios) == 1 else f"{len(scenarios)} scenarios"
 
 
-def aggregate_iqm(scenarios: list[str], matrices: dict[str, np.ndarray], path: Path, backend: str = "auto") -> list[Path]:
+def aggregate_iqm(scenarios: list[str], matrices: dict[str, np.ndarray], path: Path, backend: str = "numpy") -> list[Path]:
     """IQM over scenarios and seeds of the final test return, normalised per scenario (min-max over
     every method's seeds, see stats.normalise), with its 95% stratified bootstrap interval."""
     if not matrices:
@@ -564,7 +568,7 @@ def aggregate_iqm(scenarios: list[str], matrices: dict[str, np.ndarray], path: P
 
 
 def probability_of_improvement_figure(scenarios: list[str], matrices: dict[str, np.ndarray], path: Path,
-                                      backend: str = "auto") -> list[Path]:
+                                      backend: str = "numpy") -> list[Path]:
     """P(AdaPS > X) on the final test return for every other method X, averaged over scenarios, with
     its 95% stratified bootstrap interval. Writes nothing without AdaPS and another method."""
     if "adaps" not in matrices or len(matrices) < 2:
@@ -871,7 +875,7 @@ def masks_figure(runs: list[Run], path: Path) -> list[Path]:
 # ---- entry points -------------------------------------------------------------------------------
 
 
-def plot_folders(folders: list[Path], out: Path, band: str = "ci", per_type: bool = False, backend: str = "auto",
+def plot_folders(folders: list[Path], out: Path, band: str = "ci", per_type: bool = False, backend: str = "numpy",
                  notes: list[str] | None = None) -> list[Path]:
     """Reads the results folders and writes summary.md and the figures into `out`; the files written.
 
@@ -924,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--band", choices=BANDS, default="ci",
                    help="ci: IQM over seeds and its 95%% bootstrap interval (default); minmax: mean and min-max")
     p.add_argument("--per-type", action="store_true", help="also per_type_curves: one panel per agent type")
-    p.add_argument("--stats-backend", choices=stats.BACKENDS, default="auto",
+    p.add_argument("--stats-backend", choices=stats.BACKENDS, default="numpy",
                    help="intervals of the aggregate figures: rliable when it imports (auto), or numpy (seconds faster)")
     args = p.parse_args(argv)
     folders = [Path(f) for f in args.folders]

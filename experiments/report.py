@@ -91,7 +91,7 @@ def _summary_number(run: Run, method: str, key: str, fmt: str) -> str:
     return format(value, fmt)
 
 
-def report_markdown(runs: list[Run], backend: str = "auto") -> str:
+def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
     columns = _column_names(runs)
     methods = sorted({m for r in runs for m in r.methods}, key=_method_order)
     lines = ["# Results report", ""]
@@ -142,7 +142,7 @@ def report_markdown(runs: list[Run], backend: str = "auto") -> str:
     return "\n".join(lines)
 
 
-def build_report(folders: list[Path], backend: str = "auto") -> str:
+def build_report(folders: list[Path], backend: str = "numpy") -> str:
     """The report of the folders; ReportInputError for a folder that is not a readable results folder."""
     if not folders:
         raise ReportInputError("give at least one results folder")
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("folders", nargs="+", metavar="DIR", help="results folders (written by experiments.run)")
     p.add_argument("--out", metavar="FILE.md", help="write the report here (default: standard output)")
-    p.add_argument("--stats-backend", choices=stats.BACKENDS, default="auto",
+    p.add_argument("--stats-backend", choices=stats.BACKENDS, default="numpy",
                    help="statistics computed here: rliable when it imports (auto), or numpy (much faster)")
     args = p.parse_args(argv)
     try:

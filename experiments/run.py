@@ -40,7 +40,8 @@ from adaps_jax.diagnostics import diversity_agents, parameters_per_set, policy_d
 from adaps_jax.identity import adjusted_rand_index
 from adaps_jax.masks import mask_overlap
 from adaps_jax.trainer import jit_over_seeds, make_train, seed_keys
-from experiments import checkpoint, results
+from experiments import checkpoint, results, stats
+from experiments.provenance import environment_record
 from experiments.presets import ENV_DEFAULT_SCENARIO, PRESETS, env_family
 
 EXIT_FAILED = 1
@@ -199,7 +200,8 @@ def resolve_run(args: argparse.Namespace) -> dict:
         base.replace(method=m).validate(env.num_agents)  # also refuses NaN and infinite numbers
     out = Path(args.out or f"results/{scenario}-{preset}")
     return {"scenario": scenario, "preset": preset, "methods": methods, "out": str(out),
-            "config": _config_dict(base), "code_version": code_version(), "tensorboard": args.tensorboard}
+            "config": _config_dict(base), "code_version": code_version(), "tensorboard": args.tensorboard,
+            "environment": environment_record()}  # library versions, devices, git commit: not part of the run's identity
 
 
 def _config_dict(config: Config) -> dict:
@@ -439,6 +441,7 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
     rows[:] = [r for r in rows if r["method"] != method or r["log"] < logs_done]
     if state is None:
         state = init(keys)
+        checkpoint.save(ckpt_dir, state, 0, mark)  # a bad first chunk still leaves a state to inspect
     wall_before = max((r["wall_seconds"] for r in rows if r["method"] == method), default=0.0)
     started = time.time()
     progress = Progress(method, trainer.env_steps(config.num_logs), trainer.env_steps(logs_done))
@@ -497,13 +500,21 @@ def _raise_if_nonfinite(m, params_finite: np.ndarray, method: str, log: int, con
 
 
 def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float) -> dict:
-    """The summary.json entry of a finished method. A seed that logged no return is None, never NaN."""
+    """The summary.json entry of a finished method. A seed without a number is None, never NaN.
+
+    `final_return_*` and `auc_return_*` are the test return (greedy evaluation episodes; `sampled`
+    holds the same for sampled actions, `per_type` per agent type) with the IQM and 95% stratified
+    bootstrap intervals of experiments.stats; `train_return_*` is the mean return of the training
+    episodes that ended in the last logging point that closed any.
+    """
     method = config.method
-    final = []
+    train_final = []
     for seed in range(config.num_seeds):
         values = [r["return_mean"] for r in rows if r["method"] == method and r["seed"] == seed]
-        final.append(results.last_finite(values))
-    finite_final = [f for f in final if not math.isnan(f)]
+        train_final.append(results.last_finite(values))
+    finite_train = [f for f in train_final if not math.isnan(f)]
+    test = stats.method_statistics(rows, method, env.num_types)
+    test_finals = [v for v in test["per_seed_final"] or [] if v is not None]
     per_set = parameters_per_set(trainer.network)
     fups_per_set = parameters_per_set(make_train(config.replace(method="fups"), env).network)
     plan = jax.device_get(state.plan)
@@ -514,10 +525,13 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
     diversity = jax.jit(jax.vmap(lambda p, seed_plan, pool: policy_diversity(trainer.network, p, seed_plan, pool, agents)))(
         state.params, state.plan, pools)
     diversity = [float(d) for d in np.asarray(diversity)]
-    clusters = ari = overlap = None
+    clusters = ari = overlap = vectors = cluster_mask_table = None
     if method in ("adaps", "seps"):
         clusters = np.asarray(plan.cluster).tolist()
         ari = [adjusted_rand_index(env.agent_types, c) for c in clusters]
+        vectors = np.asarray(plan.identity).round(6).tolist()
+    if method == "adaps":
+        cluster_mask_table = [_cluster_masks(plan, seed) for seed in range(config.num_seeds)]
     if trainer.spec.uses_masks:
         matrices = jax.jit(jax.vmap(lambda p: mask_overlap(tuple(p.actor_masks) + tuple(p.critic_masks))))(state.plan)
         overlap = []
@@ -525,11 +539,14 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
             off = ~np.eye(len(matrix), dtype=bool)
             overlap.append(float(matrix[off].mean()) if off.any() else 1.0)
     return {
-        "final_return_mean": float(np.mean(finite_final)) if finite_final else None,
-        "final_return_min": float(np.min(finite_final)) if finite_final else None,
-        "final_return_max": float(np.max(finite_final)) if finite_final else None,
-        "final_return_seeds": len(finite_final),  # seeds with a return (the others are None in per_seed)
-        "per_seed": [None if math.isnan(f) else f for f in final],
+        **test,
+        "final_return_min": float(np.min(test_finals)) if test_finals else None,
+        "final_return_max": float(np.max(test_finals)) if test_finals else None,
+        "train_return_mean": float(np.mean(finite_train)) if finite_train else None,
+        "train_return_min": float(np.min(finite_train)) if finite_train else None,
+        "train_return_max": float(np.max(finite_train)) if finite_train else None,
+        "train_return_seeds": len(finite_train),  # seeds with a return (the others are None in per_seed)
+        "train_return_per_seed": [None if math.isnan(f) else f for f in train_final],
         "env_steps": trainer.env_steps(config.num_logs),
         "params": int(np.max(params)),
         "params_per_seed": params,
@@ -538,6 +555,8 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
         "clusters": clusters,
         "num_clusters": num_clusters if method in ("adaps", "seps") else None,
         "cluster_ari": ari,
+        "identity_vectors": vectors,  # per seed, (N, latent_size)
+        "cluster_masks": cluster_mask_table,  # per seed: actor / critic, per cluster, per layer, 0/1 per neuron
         "mask_overlap_mean": overlap,
         "policy_diversity": diversity,
         "policy_diversity_mean": float(np.mean(diversity)),
@@ -545,15 +564,35 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
     }
 
 
+def _cluster_masks(plan, seed: int) -> dict:
+    """One seed's masks per cluster (those of the cluster's first agent; all its agents share them)."""
+    cluster = np.asarray(plan.cluster[seed])
+    first = [int(np.argmax(cluster == k)) for k in range(int(plan.num_clusters[seed]))]
+    return {part: [[np.asarray(layer[seed, agent], int).tolist() for layer in masks] for agent in first]
+            for part, masks in (("actor", plan.actor_masks), ("critic", plan.critic_masks))}
+
+
 def _describe(method: str, entry: dict) -> str:
-    seeds = len(entry["per_seed"])
-    if entry["final_return_mean"] is None:
-        result = f"no episode finished in any of {seeds} seeds"
+    seeds = len(entry["train_return_per_seed"])
+    if entry["final_return_iqm"] is not None:
+        low, high = entry["final_return_ci95"]
+        result = (f"test return IQM {entry['final_return_iqm']:.2f} [95% CI {low:.2f}, {high:.2f}] over "
+                  f"{entry['final_return_seeds']} of {seeds} seeds")
+    elif entry["train_return_mean"] is not None:
+        result = (f"training return {entry['train_return_mean']:.2f} [{entry['train_return_min']:.2f}, "
+                  f"{entry['train_return_max']:.2f}] over {entry['train_return_seeds']} of {seeds} seeds")
     else:
-        result = (f"final return {entry['final_return_mean']:.2f} [{entry['final_return_min']:.2f}, "
-                  f"{entry['final_return_max']:.2f}] over {entry['final_return_seeds']} of {seeds} seeds")
+        result = f"no episode finished in any of {seeds} seeds"
     return (f"{method}: {result}, {entry['params']:,} params ({entry['relative_size']:.1f}x FuPS), "
             f"diversity {entry['policy_diversity_mean']:.3f}")
+
+
+def _compare(summary: dict, rows: list[dict]) -> None:
+    """Adds to every finished method the probability that it improves on each other finished one."""
+    finished = [m for m in summary if summary[m].get("final_return_iqm") is not None]
+    table = stats.probability_of_improvement_table(rows, finished) if len(finished) > 1 else {}
+    for method in summary:
+        summary[method]["probability_of_improvement"] = table.get(method, {})
 
 
 def _read_results(out: Path) -> tuple[list[dict], dict]:
@@ -582,6 +621,7 @@ def execute(run: dict, out: Path, stop: StopRequest, writer=None, plots: bool = 
             if entry is None:
                 break
             summary[method] = entry
+            _compare(summary, rows)
             results.write_json(out / "summary.json", summary)
             print(_describe(method, entry), file=sys.stderr)
     except NonFiniteError as err:
@@ -595,9 +635,9 @@ def execute(run: dict, out: Path, stop: StopRequest, writer=None, plots: bool = 
         return stop.exit_code()
     if plots:
         _try_plots(out)
-    finals = [f"{m} {summary[m]['final_return_mean']:.2f}" if summary[m]["final_return_mean"] is not None else f"{m} n/a"
-              for m in run["methods"]]
-    print("results: " + " | ".join(finals) + f"  ({out})", file=sys.stderr)
+    finals = [f"{m} {summary[m]['final_return_iqm']:.2f}" if summary[m].get("final_return_iqm") is not None
+              else f"{m} n/a" for m in run["methods"]]
+    print("test return IQM: " + " | ".join(finals) + f"  ({out})", file=sys.stderr)
     return 0
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import envs
 from adaps_jax import identity
-from adaps_jax.a2c import Rollout, a2c_loss, make_optimizer, reference_nstep_returns
+from adaps_jax.a2c import Rollout, a2c_loss, gradient_clip, reference_nstep_returns
 from adaps_jax.config import Config
 from adaps_jax.methods import method_spec, plain_plan
 from adaps_jax.networks import ActorCritic
@@ -156,7 +156,7 @@ def test_continue_pretraining_false_starts_afresh():
 
 def test_default_clip_is_one_global_norm_over_every_parameter_set():
     grads = {"w": jnp.array([[3.0, 0.0], [0.3, 0.0]]), "b": jnp.array([[4.0], [0.4]])}
-    clip = make_optimizer(Config(max_grad_norm=1.0))[0]
+    clip = gradient_clip(Config(max_grad_norm=1.0))
     clipped, _ = clip.update(grads, clip.init(grads))
     flat = np.concatenate([np.ravel(grads["b"]), np.ravel(grads["w"])])
     scale = 1.0 / np.linalg.norm(flat)

@@ -33,7 +33,7 @@ NUM_LOGS = 10
 TINY = ["--env", "bps", "--seeds", "2", "--num-envs", "2", "--steps", "2000", "--set", "hidden_sizes=16",
         "--set", f"num_logs={NUM_LOGS}", "--no-plots"]
 FUPS = [*TINY, "--method", "fups"]
-# AdaPS with a short identity phase: 20 pretraining updates, then the same 10 x 20 RL updates.
+# AdaPS with a short identity phase: one logging point of 20 pretraining updates, then 9 of 22 RL updates.
 ADAPS = [*TINY, "--method", "adaps", "--steps", "2200", "--set", "pretrain_steps=200", "--set", "vae_epochs=2",
          "--set", "num_clusters=3", "--set", "kmeans_restarts=2"]
 TIMEOUT = 300
@@ -191,8 +191,8 @@ def test_nan_reward_stops_with_one_line_keeping_last_good_chunk(tmp_path, monkey
     """Rewards turn NaN from update 45 on (in logging point 2, updates 40..59): the run stops there."""
     original = trainer_module.Trainer._rollout
 
-    def poisoned(self, network, params, state):
-        state_after, rollout, episodes = original(self, network, params, state)
+    def poisoned(self, state):
+        state_after, rollout, episodes = original(self, state)
         reward = jax.numpy.where(state.update >= 45, jax.numpy.nan, rollout.reward)
         return state_after, rollout._replace(reward=reward), episodes
 
@@ -230,7 +230,8 @@ def test_huge_learning_rate_stops_at_once_keeping_the_initial_checkpoint(tmp_pat
 
 
 def test_nonfinite_parameters_are_caught_even_with_finite_losses():
-    metrics = ChunkMetrics(*(np.zeros(2) for _ in range(6)), first_nonfinite_update=np.array([-1, -1]))
+    metrics = ChunkMetrics(*(np.zeros(2) for _ in range(6)), first_nonfinite_update=np.array([-1, -1]),
+                           evaluation=None)
     with pytest.raises(run_module.NonFiniteError, match=r"non-finite parameters in method nops, seed 1, update 39 "
                                                          r"\(logging point 1\)"):
         run_module._raise_if_nonfinite(metrics, np.array([True, False]), "nops", 1,
@@ -248,14 +249,14 @@ def test_summary_never_averages_a_missing_return():
     rows = [{"method": "fups", "seed": s, "log": log, "return_mean": v}
             for s, values in enumerate([[-3.0, math.nan], [math.nan, math.nan]]) for log, v in enumerate(values)]
     entry = run_module.summarise(trainer, env, config, state, rows, 1.0)
-    assert entry["per_seed"] == [-3.0, None]
-    assert entry["final_return_mean"] == entry["final_return_min"] == entry["final_return_max"] == -3.0
-    assert entry["final_return_seeds"] == 1
+    assert entry["train_return_per_seed"] == [-3.0, None]
+    assert entry["train_return_mean"] == entry["train_return_min"] == entry["train_return_max"] == -3.0
+    assert entry["train_return_seeds"] == 1
     assert "over 1 of 2 seeds" in run_module._describe("fups", entry)
     json.loads(json.dumps(entry, allow_nan=False))  # no NaN anywhere
     rows = [{**r, "return_mean": math.nan} for r in rows]
     entry = run_module.summarise(trainer, env, config, state, rows, 1.0)
-    assert entry["per_seed"] == [None, None] and entry["final_return_mean"] is None
+    assert entry["train_return_per_seed"] == [None, None] and entry["train_return_mean"] is None
     assert "no episode finished" in run_module._describe("fups", entry)
     with pytest.raises(ValueError):
         results.write_json(Path("unused.json"), {"x": math.nan})  # refused before any file is opened
