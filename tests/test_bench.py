@@ -40,9 +40,11 @@ def test_interleave_alternates_order_and_takes_the_median_chunk():
 
 def test_bench_config_sizes_one_chunk_to_the_requested_env_steps():
     config = bench.bench_config("lbf-10x10-6p-3f", "adaps", 8, 4, 24_000, TINY)
-    # 8 envs x 5 steps = 40 env-steps per update and seed; 24,000 / (40 x 4) = 150 updates per chunk.
-    assert config.updates_per_log == 150 and config.num_logs == 1
-    assert config.pretrain_updates == 1  # 20 env-steps of pretraining round up to one update
+    # 8 envs x 5 steps = 40 env-steps per update and seed; 24,000 / (40 x 4) = 150 updates per chunk,
+    # after a first chunk of pretraining: 20 env-steps round up to one update.
+    assert config.updates_per_log == 150 and config.num_logs == 2 and config.pretrain_logs == 1
+    assert config.pretrain_updates == 1
+    assert bench.bench_config("lbf-10x10-6p-3f", "fups", 8, 4, 24_000, TINY).num_logs == 1
 
 
 def test_training_case_runs_real_chunks_and_counts_env_steps():
