@@ -21,11 +21,11 @@ import numpy as np
 
 import envs
 from adaps_jax.config import ConfigError
-from adaps_jax.networks import masked_logits
+from adaps_jax.a2c import policy_logits
 from adaps_jax.trainer import make_train, seed_keys
 from envs import render as draw
 from experiments import checkpoint, results
-from experiments.run import UsageError, _config_from_dict, code_version
+from experiments.run import UsageError, _config_from_dict, abstract_state, code_version
 
 EXIT_BAD_INPUT = 2
 
@@ -69,7 +69,7 @@ def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[l
 
     @jax.jit
     def act(obs, key):
-        logits = masked_logits(network.logits(params, plan, obs.agents_view), obs.action_mask)
+        logits = policy_logits(network, params, plan, obs.agents_view, obs.action_mask, trainer.config)
         return jnp.argmax(logits, axis=-1) if greedy else jax.random.categorical(key, logits)
 
     step = jax.jit(env.step)
@@ -107,7 +107,9 @@ def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | N
     if not checkpoint.exists(ckpt_dir):
         raise checkpoint.CheckpointError(f"no checkpoint of {method} in {folder} (expected {ckpt_dir})")
     keys = seed_keys(config.seed, config.num_seeds)
-    state, _ = checkpoint.restore(ckpt_dir, jax.eval_shape(jax.vmap(trainer.init), keys))
+    logs_done = int(checkpoint.read_meta(ckpt_dir)["logs_done"])
+    shapes = abstract_state(trainer, jax.vmap(trainer.init), keys, logs_done)
+    state, _ = checkpoint.restore(ckpt_dir, shapes)
     params = jax.tree.map(lambda x: x[seed], state.params)
     plan = jax.tree.map(lambda x: x[seed], state.plan)
     key = jax.random.fold_in(jax.random.PRNGKey(episode_seed), seed)
