@@ -128,6 +128,9 @@ class Config:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed={self.seed} is outside 0..{2**32 - 1}: PRNG keys hold 32 bits, so a larger "
+                              "seed would silently repeat a smaller one")
         limits = {"num_seeds": 4096, "num_envs": 65536, "total_steps": 10**12}
         for name, limit in limits.items():
             if getattr(self, name) > limit:

@@ -374,11 +374,13 @@ class StopRequest:
 
 
 def _checked(chunk_fn):
-    """A per-seed chunk function that also reports whether every parameter is still finite."""
+    """A per-seed chunk function that also reports whether every parameter and every identity
+    vector (the identity phase's own numbers) is still finite."""
 
     def chunk(state):
         state, metrics = chunk_fn(state)
-        finite = jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(state.params)]).all()
+        leaves = [*jax.tree.leaves(state.params), state.plan.identity]
+        finite = jnp.stack([jnp.isfinite(x).all() for x in leaves]).all()
         return state, metrics, finite
 
     return chunk
@@ -492,7 +494,7 @@ def _raise_if_nonfinite(m, params_finite: np.ndarray, method: str, log: int, con
         seed, what = int(np.argmin(update)), "loss or gradient"
         at = int(update[seed])
     else:
-        seed, what = int(np.argmin(params_finite)), "parameters"
+        seed, what = int(np.argmin(params_finite)), "parameters or identity vectors"
         at = config.updates_done(log + 1) - 1
     raise NonFiniteError(
         f"non-finite {what} in method {method}, seed {seed}, update {at} (logging point {log}); stopped, keeping "

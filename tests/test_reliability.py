@@ -232,7 +232,7 @@ def test_huge_learning_rate_stops_at_once_keeping_the_initial_checkpoint(tmp_pat
 def test_nonfinite_parameters_are_caught_even_with_finite_losses():
     metrics = ChunkMetrics(*(np.zeros(2) for _ in range(6)), first_nonfinite_update=np.array([-1, -1]),
                            evaluation=None)
-    with pytest.raises(run_module.NonFiniteError, match=r"non-finite parameters in method nops, seed 1, update 39 "
+    with pytest.raises(run_module.NonFiniteError, match=r"non-finite parameters or identity vectors in method nops, seed 1, update 39 "
                                                          r"\(logging point 1\)"):
         run_module._raise_if_nonfinite(metrics, np.array([True, False]), "nops", 1,
                                        run_module.Config(num_logs=2, total_steps=400, num_envs=2), Path("ckpt"))
@@ -314,3 +314,20 @@ def test_checkpoints_work_under_a_relative_results_path(tmp_path, monkeypatch):
     state, logs = checkpoint.restore(Path("results/run/checkpoints/fups"), {"w": np.zeros(3)}, "mark")
     np.testing.assert_array_equal(state["w"], np.arange(3.0))
     assert logs == 1
+
+
+def test_a_diverged_identity_phase_stops_the_run_instead_of_training_as_fups(tmp_path, capsys):
+    """A VAE that diverges gives NaN identity vectors; k-means would then put every agent in one
+    cluster and AdaPS would silently train as FuPS."""
+    out = tmp_path / "run"
+    code = _main([*ADAPS, "--set", "vae_learning_rate=1e30", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines()[-1].startswith("error: non-finite parameters or identity vectors in method adaps, seed ")
+    assert "(logging point 0)" in err.splitlines()[-1]
+    assert not (out / "summary.json").exists()
+
+
+def test_seeds_beyond_32_bits_are_refused():
+    with pytest.raises(run_module.ConfigError, match=r"seed=4294967296 is outside 0\.\.4294967295"):
+        run_module.Config(seed=2**32).validate()
