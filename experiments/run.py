@@ -223,12 +223,23 @@ def _differences(old: dict, new: dict) -> list[str]:
     return diff
 
 
-def prepare_folder(run: dict) -> Path:
-    """The output folder of a new run, with its config.json; never touches a folder of another run."""
-    out = Path(run["out"])
-    config_path = out / "config.json"
+def make_folder(out: Path) -> bool:
+    """Creates the output folder (so that it can be locked before anything is written in it);
+    whether it was new."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; choose a folder")
+    try:
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot write to output folder {out}: {err.strerror or err}; choose a writable --out") from None
+    return created
+
+
+def prepare_folder(run: dict) -> Path:
+    """The config.json of a new run in its (locked) folder; never touches a folder of another run."""
+    out = Path(run["out"])
+    config_path = out / "config.json"
     if config_path.exists():
         try:
             old = results.read_json(config_path)
@@ -245,7 +256,6 @@ def prepare_folder(run: dict) -> Path:
         raise UsageError(f"--out {out} is a non-empty folder without config.json (not a results folder); "
                          "choose a new or empty folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
         results.write_json(config_path, run)
     except OSError as err:
         raise UsageError(f"cannot write to output folder {out}: {err.strerror or err}; choose a writable --out") from None
@@ -724,22 +734,26 @@ def _try_plots(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = None
+    out, created = None, False
     with StopRequest() as stop:
         try:
             args = build_parser().parse_args(argv)
             if args.tensorboard:
                 _summary_writer_class()  # before anything is written
-            if args.resume:
-                run = load_for_resume(args)
-                out = Path(run["out"])
-            else:
-                run = resolve_run(args)
-                out = prepare_folder(run)
+            run = load_for_resume(args) if args.resume else resolve_run(args)
+            out = Path(run["out"])
+            if not args.resume:
+                created = make_folder(out)
+            # The lock comes before config.json: two runs started into one new folder at the same
+            # instant must not both write it (the loser stops with "in use").
             with folder_lock(out):
+                if not args.resume:
+                    prepare_folder(run)
                 writer = _tensorboard(out) if run.get("tensorboard") else None
                 return execute(run, out, stop, writer, plots=not args.no_plots)
         except (UsageError, ConfigError, checkpoint.CheckpointError) as err:
+            if created and out is not None and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # a run that never started leaves no folder behind
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:  # a second Ctrl-C (or the first, before the handler was set)

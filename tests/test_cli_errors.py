@@ -145,7 +145,9 @@ def run_folder(tmp_path) -> Path:
     config.json written by the real code, metrics and summary files standing in for results."""
     out = tmp_path / "existing"
     args = run_module.build_parser().parse_args([*TINY, "--out", str(out)])
-    run_module.prepare_folder(run_module.resolve_run(args))
+    run = run_module.resolve_run(args)
+    run_module.make_folder(out)
+    run_module.prepare_folder(run)
     rows = [{"method": "fups", "seed": s, "log": log, "env_steps": 200 * (log + 1), "wall_seconds": 1.0,
              "episodes": 4, "return_mean": -100.0 + log, "entropy": 1.6, "actor_loss": 0.1, "value_loss": 2.0}
             for log in range(3) for s in range(2)]

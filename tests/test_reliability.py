@@ -331,3 +331,21 @@ def test_a_diverged_identity_phase_stops_the_run_instead_of_training_as_fups(tmp
 def test_seeds_beyond_32_bits_are_refused():
     with pytest.raises(run_module.ConfigError, match=r"seed=4294967296 is outside 0\.\.4294967295"):
         run_module.Config(seed=2**32).validate()
+
+
+def test_two_different_runs_started_into_one_new_folder_at_once(sandbox):
+    """The folder is locked before config.json is written: one run wins and its config.json says
+    what it trained; the other stops with one line and changes nothing."""
+    out = sandbox.root / "race"
+    procs = [sandbox.start([*FUPS, "--steps", str(steps), "--out", str(out)], sandbox.root / f"race-{steps}.log")
+             for steps in (2000, 2400)]
+    codes = [p.wait(timeout=TIMEOUT) for p in procs]
+    assert sorted(codes) == [0, 2], codes
+    loser = (2000, 2400)[codes.index(2)]
+    last = (sandbox.root / f"race-{loser}.log").read_text().strip().splitlines()[-1]
+    assert last.startswith("error:") and ("in use" in last or "different run" in last), last
+    winner = (2000, 2400)[codes.index(0)]
+    config = results.read_json(out / "config.json")
+    assert config["config"]["total_steps"] == winner
+    assert results.read_summary(out)["fups"]["env_steps"] <= winner
+    assert max(r["env_steps"] for r in results.read_metrics(out / "metrics.csv")) == results.read_summary(out)["fups"]["env_steps"]
