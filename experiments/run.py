@@ -435,6 +435,16 @@ def _check_rows(rows: list[dict], method: str, num_seeds: int, logs_done: int, c
             f"{ckpt_dir} has done; cannot resume")
 
 
+def _check_finished_rows(rows: list[dict], method: str, config: dict, out: Path) -> None:
+    """A method that summary.json calls finished must have every row in metrics.csv."""
+    mine = {(r["seed"], r["log"]) for r in rows if r["method"] == method}
+    expected = {(s, log) for s in range(config["num_seeds"]) for log in range(config["num_logs"])}
+    if not expected <= mine:
+        raise checkpoint.CheckpointError(
+            f"{out}/metrics.csv lacks {len(expected - mine)} of the {len(expected)} rows of {method}, which "
+            f"summary.json says finished; restore metrics.csv or rerun into another --out")
+
+
 def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: StopRequest, writer) -> dict | None:
     """Trains one method for all seeds, from its checkpoint if there is one; its summary, or None if stopped."""
     config = _config_from_dict(run["config"]).replace(method=method)
@@ -627,6 +637,7 @@ def execute(run: dict, out: Path, stop: StopRequest, writer=None, plots: bool = 
     try:
         for method in run["methods"]:
             if method in summary:
+                _check_finished_rows(rows, method, run["config"], out)
                 print(f"{method}: already finished, skipped", file=sys.stderr)
                 continue
             entry = None if stop.requested else train_method(run, method, out, rows, stop, writer)

@@ -349,3 +349,15 @@ def test_two_different_runs_started_into_one_new_folder_at_once(sandbox):
     assert config["config"]["total_steps"] == winner
     assert results.read_summary(out)["fups"]["env_steps"] <= winner
     assert max(r["env_steps"] for r in results.read_metrics(out / "metrics.csv")) == results.read_summary(out)["fups"]["env_steps"]
+
+
+def test_resume_refuses_a_finished_method_whose_rows_are_gone(sandbox, fups_reference, tmp_path):
+    """summary.json says fups finished, but metrics.csv lost its rows: refused, nothing changed."""
+    folder = tmp_path / "lost-rows"
+    shutil.copytree(fups_reference, folder)
+    (folder / "metrics.csv").unlink()
+    before = (folder / "summary.json").read_bytes()
+    code = sandbox.run(["--resume", str(folder), "--no-plots"], tmp_path / "lost.log")
+    last = (tmp_path / "lost.log").read_text().strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error:") and "lacks 20 of the 20 rows of fups" in last, last
+    assert (folder / "summary.json").read_bytes() == before and not (folder / "metrics.csv").exists()
