@@ -138,6 +138,11 @@ class BlindParticleSpread(MultiAgentEnv[State]):
 _PATTERN = re.compile(r"bps-(\d+)a-(\d+)c(-shuffle)?")
 
 
+# Beyond this a scenario no longer fits a machine's memory with the default batch (and the name's
+# numbers may not even fit a C long).
+MAX_AGENTS = 100_000
+
+
 def parse(name: str) -> BlindParticleSpread | None:
     """Listed names, plus `bps-{N}a-{C}c[-shuffle]` with N divisible by C (equal groups)."""
     if name in SCENARIOS:
@@ -147,6 +152,8 @@ def parse(name: str) -> BlindParticleSpread | None:
     if match is None:
         return None
     n, c = int(match[1]), int(match[2])
+    if n > MAX_AGENTS:
+        raise ValueError(f"{name!r}: the number of agents must be at most {MAX_AGENTS}, got {n}")
     if c < 1 or n < c or n % c:
         raise ValueError(f"{name!r}: the number of agents ({n}) must be a positive multiple of the colours ({c})")
     return BlindParticleSpread((n // c,) * c, bool(match[3]))

@@ -370,6 +370,11 @@ def _check(size: int, players: int, food: int, sight: int, coop: bool, max_food_
 _PATTERN = re.compile(r"lbf-(\d+)x(\d+)-(\d+)p-(\d+)f(-coop)?(?:-(\d+)s)?")
 
 
+# Beyond these a scenario no longer fits a machine's memory (the grid is stored densely).
+MAX_GRID = 1024
+MAX_ITEMS = 4096
+
+
 def parse(name: str) -> LevelBasedForaging | None:
     """`lbf-{S}x{S}-{P}p-{F}f[-coop][-{K}s]`; None for other environments' names."""
     if not name.startswith("lbf-"):
@@ -380,6 +385,10 @@ def parse(name: str) -> LevelBasedForaging | None:
     if match[1] != match[2]:
         raise ValueError(f"{name!r}: the grid must be square")
     sight = None if match[6] is None else int(match[6])
+    for value, what, limit in ((int(match[1]), "grid rows", MAX_GRID), (int(match[3]), "players", MAX_ITEMS),
+                               (int(match[4]), "food items", MAX_ITEMS)):
+        if value > limit:
+            raise ValueError(f"{name!r}: the number of {what} must be at most {limit}, got {value}")
     try:
         return LevelBasedForaging(int(match[1]), int(match[3]), int(match[4]), sight, bool(match[5]))
     except ValueError as err:

@@ -167,6 +167,8 @@ def resolve_run(args: argparse.Namespace) -> dict:
     """The full description of a new run from the command line."""
     if args.env is None and args.scenario is None:
         raise UsageError("give --env {bps,crware,lbf} or --scenario NAME (or --resume DIR)")
+    if args.scenario is not None and not args.scenario.strip():
+        raise UsageError("--scenario is empty; give a scenario name (see envs.names()) or --env {bps,crware,lbf}")
     scenario = args.scenario or ENV_DEFAULT_SCENARIO[args.env]
     try:
         env = envs.make(scenario)

@@ -69,6 +69,10 @@ NEW_RUN_ERRORS = {
     "overflowing --set value": ([*TINY, "--set", "num_logs=1e400"], ["num_logs='1e400'", "too large"]),
     "method through --set": ([*TINY, "--set", "method=nops"], ["method", "--method"]),
     "unknown flag": ([*TINY, "--bogus"], ["--bogus"]),
+    "empty scenario": (["--scenario", ""], ["--scenario is empty", "bps", "crware", "lbf"]),
+    "huge BPS": (["--scenario", "bps-99999999999999999999a-1c"], ["agents must be at most 100000", "99999999999999999999"]),
+    "huge LBF grid": (["--scenario", "lbf-100000x100000-2p-1f"], ["grid rows must be at most 1024", "100000"]),
+    "seed beyond 32 bits": ([*TINY, "--set", "seed=4294967296"], ["seed=4294967296", "0..4294967295"]),
 }
 
 
@@ -277,6 +281,10 @@ def test_same_command_again_continues_the_run_and_keeps_its_results(run_folder, 
     """Not an error: a folder holding this very run is continued (here: nothing left to do)."""
     summary = {"fups": {"final_return_mean": -98.0, "per_seed": [-98.0, -98.0]}}
     results.write_json(run_folder / "summary.json", summary)
+    rows = [{"method": "fups", "seed": s, "log": log, "env_steps": 200 * (log + 1), "wall_seconds": 1.0,
+             "episodes": 4, "return_mean": -100.0 + log, "entropy": 1.6, "actor_loss": 0.1, "value_loss": 2.0}
+            for log in range(8) for s in range(2)]  # a finished method has every logging point's rows
+    results.write_metrics(run_folder / "metrics.csv", rows, [])
     before = snapshot(run_folder)
     assert run_module.main([*TINY, "--out", str(run_folder)]) == 0
     err = capsys.readouterr().err
