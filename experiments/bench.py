@@ -54,6 +54,7 @@ from adaps_jax.networks import orthogonal
 from adaps_jax.trainer import Trainer, jit_over_seeds, make_train, seed_keys
 from experiments import bench_envs
 from experiments.presets import PRESETS, env_family
+from experiments.cli import OneLineArgumentParser
 
 ROOT = bench_envs.ROOT
 ENVS = bench_envs.OUR_ENVS  # bps-15a-3c, crware-2c-tiny-4ag, lbf-10x10-6p-3f
@@ -867,7 +868,7 @@ def run(settings: Settings, sections: tuple[str, ...], quick: bool, log=print) -
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small settings: a smoke run of every section")
     parser.add_argument("--out", default=None, help="output folder (default bench/, or bench/quick with --quick)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")

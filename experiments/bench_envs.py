@@ -19,7 +19,6 @@ How each kind of environment is measured (uniformly random actions everywhere):
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import json
@@ -38,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jumanji.types import StepType
+from experiments.cli import OneLineArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent
 OUR_ENVS = ("bps-15a-3c", "crware-2c-tiny-4ag", "lbf-10x10-6p-3f")
@@ -522,7 +522,7 @@ def run(batches, settings: Settings, log: Callable[[str], None] = print) -> dict
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few steps and small batches (a smoke test)")
     parser.add_argument("--out", default="bench", help="output folder (default: bench/)")
     parser.add_argument("--batches", default=None,

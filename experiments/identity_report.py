@@ -10,7 +10,6 @@ fixes K instead.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ from adaps_jax.config import CLUSTER_SELECTIONS, Config, ConfigError, parse_valu
 from adaps_jax.diagnostics import plan_mask_overlap
 from adaps_jax.identity import adjusted_rand_index
 from adaps_jax.trainer import make_train, seed_keys
+from experiments.cli import OneLineArgumentParser
 
 
 def identity_report(scenario: str, config: Config) -> dict:
@@ -67,7 +67,7 @@ def identity_report(scenario: str, config: Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.identity_report", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="python -m experiments.identity_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="+", help="scenario names (see envs.names())")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set any config field")
@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         config = Config(num_seeds=args.seeds, **fields)
         for scenario in args.scenarios:
             envs.make(scenario)
+        if args.json:  # found out now, not after minutes of computation
+            with open(args.json, "a"):
+                pass
+    except OSError as err:
+        print(f"error: cannot write --json {args.json}: {err.strerror or err}; choose a writable path", file=sys.stderr)
+        return 2
     except (ValueError, ConfigError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

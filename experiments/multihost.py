@@ -26,13 +26,14 @@ import sys
 from pathlib import Path
 
 import jax
+from experiments.cli import OneLineArgumentParser
 
 # The project's modules are imported only after jax.distributed.initialize: importing jumanji
 # (under envs and adaps_jax) already starts JAX's backend, after which JAX refuses to join a job.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = OneLineArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--coordinator", help="host:port of process 0 (omit where the job environment provides it)")
     p.add_argument("--num-processes", type=int, help="number of processes (machines) in the job")
     p.add_argument("--process-id", type=int, help="this process's index, 0 .. num-processes - 1")

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import results, stats
+from experiments.cli import OneLineArgumentParser
 
 EXIT_BAD_INPUT = 2
 BANDS = ("ci", "minmax")
@@ -921,7 +922,7 @@ def plot_folders(folders: list[Path], out: Path, band: str = "ci", per_type: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.plot", description=__doc__.split("\n\n")[0],
+    p = OneLineArgumentParser(prog="python -m experiments.plot", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("folders", nargs="+", metavar="DIR", help="results folders (written by experiments.run)")
     p.add_argument("--out", metavar="PLOTDIR", help="output folder (default: <first DIR>/plots)")

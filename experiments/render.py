@@ -26,6 +26,7 @@ from adaps_jax.trainer import make_train, seed_keys
 from envs import render as draw
 from experiments import checkpoint, results
 from experiments.run import UsageError, _config_from_dict, abstract_state, code_version
+from experiments.cli import OneLineArgumentParser
 
 EXIT_BAD_INPUT = 2
 
@@ -126,7 +127,7 @@ def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.render", description=__doc__.split("\n\n")[0],
+    p = OneLineArgumentParser(prog="python -m experiments.render", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("folder", metavar="DIR", help="results folder written by experiments.run")
     p.add_argument("--method", help="method to play (default: the first finished one in summary.json)")

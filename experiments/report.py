@@ -18,6 +18,7 @@ from pathlib import Path
 
 from experiments import results, stats
 from experiments.plot import PlotInputError, Run, _method_order, method_label, read_run
+from experiments.cli import OneLineArgumentParser
 
 EXIT_BAD_INPUT = 2
 DASH = "–"
@@ -159,7 +160,7 @@ def build_report(folders: list[Path], backend: str = "numpy") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0],
+    p = OneLineArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("folders", nargs="+", metavar="DIR", help="results folders (written by experiments.run)")
     p.add_argument("--out", metavar="FILE.md", help="write the report here (default: standard output)")
