@@ -1,6 +1,6 @@
 """The six sharing methods as data: which parameter set and which neuron mask each agent uses.
 
-One masked actor-critic serves every method (DESIGN.md, idea 1). A method decides only:
+One masked actor-critic serves every method. A method decides only:
 - `num_param_sets` (static) and `SharingPlan.param_group[N]`: the parameter set of each agent
   (FuPS, FuPS+id, SNP-PS, AdaPS: one set; SePS: one per cluster; NoPS: one per agent);
 - `uses_masks` (static) and `SharingPlan.actor_masks` / `critic_masks`: each agent's boolean

@@ -834,6 +834,14 @@ def write_outputs(report: dict, out_dir: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+def _accelerator() -> dict | None:
+    """The GPU or TPU the measurements ran on (kind and count), or None on a CPU-only machine."""
+    devices = jax.devices()
+    if devices[0].platform == "cpu":
+        return None
+    return {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices)}
+
+
 def run(settings: Settings, sections: tuple[str, ...], quick: bool, log=print) -> dict:
     start = time.perf_counter()
     report: dict[str, Any] = {}
@@ -861,7 +869,7 @@ def run(settings: Settings, sections: tuple[str, ...], quick: bool, log=print) -
     report = {"machine": machine, "code": code_info(),
               "settings": {**settings_dict, "quick": quick, "sections": list(sections),
                            "wall_s": round(time.perf_counter() - start, 1), "section_s": section_s},
-              "gpu": "none in this session: GPU throughput and the paper sweep's wall time are not measured",
+              "accelerator": _accelerator(),
               "failed_sections": failed, **report}
     report["targets"] = targets(report)
     return report

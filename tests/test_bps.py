@@ -1,4 +1,4 @@
-"""Blind-particle Spread against the spec (shared/ENVS.md, section 1), with hand-computed values."""
+"""Blind-particle Spread against its rules (the docstring of envs/bps.py), with hand-computed values."""
 from __future__ import annotations
 
 import math

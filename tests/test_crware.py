@@ -1,4 +1,4 @@
-"""C-RWARE against the spec (shared/ENVS.md, section 2): names, colour rules, observation layout by
+"""C-RWARE against its rules (the docstring of envs/crware.py): names, colour rules, observation layout by
 hand-computed values, collision resolution cases, and invariants under random play."""
 from __future__ import annotations
 
