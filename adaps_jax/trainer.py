@@ -277,11 +277,13 @@ class Trainer:
             config.kmeans_restarts, selection=selection or config.cluster_selection,
         )
 
-    def identify(self, state: RunnerState) -> RunnerState:
-        """The identity phase: the VAE on the pretraining sample, k-means, and the sharing plan.
-        The sample is dropped; training continues from the pretrained state (or afresh)."""
+    def identify(self, state: RunnerState, vectors: chex.Array | None = None) -> RunnerState:
+        """The identity phase: the VAE on the pretraining sample (unless its identity `vectors` are
+        given), k-means, and the sharing plan. The sample is dropped; training continues from the
+        pretrained state (or afresh)."""
         config = self.config
-        vectors = self.identities(state).identity
+        if vectors is None:
+            vectors = self.identities(state).identity
         assignment, centres, num_clusters = self.clusters(state, vectors)
         mask_key, fresh_key = jax.random.fold_in(state.identity_key, 2), jax.random.fold_in(state.identity_key, 3)
         plan = cluster_plan(self.spec, config, vectors, assignment, centres, num_clusters, mask_key)
@@ -311,6 +313,20 @@ class Trainer:
     def env_steps(self, logs_done: int) -> int:
         """Environment steps per seed after `logs_done` logging points, pretraining included."""
         return self.config.updates_done(logs_done) * self.config.steps_per_update
+
+
+def compiled_chunks(trainer: Trainer, keys: chex.Array, wrap: Callable | None = None) -> Callable[[int], Callable]:
+    """For logging point `log`, `jit_over_seeds` of its chunk function (`wrap`ped if given), each
+    of the three kinds (pretraining, pretraining then identity phase, RL) compiled once."""
+    cache: dict = {}
+
+    def for_log(log: int) -> Callable:
+        fn = trainer.chunk(log)
+        if fn not in cache:
+            cache[fn] = jit_over_seeds(wrap(fn) if wrap else fn, keys, donate=True)
+        return cache[fn]
+
+    return for_log
 
 
 def make_train(config: Config, env: MultiAgentEnv | None = None) -> Trainer:

@@ -39,7 +39,7 @@ def identity_report(scenario: str, config: Config) -> dict:
     vectors = jax.jit(jax.vmap(trainer.identities))(pretrained).identity
     jax.block_until_ready(vectors)
     vae_s = time.time() - started - pretrain_s
-    state = jax.jit(jax.vmap(trainer.identify))(pretrained)
+    state = jax.jit(jax.vmap(trainer.identify))(pretrained, vectors)  # the VAE is not trained again
     by_selection = {}
     for selection in CLUSTER_SELECTIONS:
         labels, _, k = jax.jit(jax.vmap(lambda s, v: trainer.clusters(s, v, selection)))(pretrained, vectors)

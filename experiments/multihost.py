@@ -53,7 +53,7 @@ def train(config) -> list[dict]:
     from jax.experimental import multihost_utils
 
     from adaps_jax.config import ConfigError
-    from adaps_jax.trainer import jit_over_seeds, make_train, seed_keys
+    from adaps_jax.trainer import compiled_chunks, jit_over_seeds, make_train, seed_keys
 
     devices = jax.device_count()
     if config.num_seeds % devices:
@@ -61,13 +61,10 @@ def train(config) -> list[dict]:
     trainer = make_train(config)
     keys = seed_keys(config.seed, config.num_seeds)
     state = jit_over_seeds(trainer.init, keys)(keys)
-    compiled = {}
+    chunks = compiled_chunks(trainer, keys)
     rows = []
     for log in range(config.num_logs):
-        fn = trainer.chunk(log)
-        if fn.__name__ not in compiled:
-            compiled[fn.__name__] = jit_over_seeds(fn, keys, donate=True)
-        state, metrics = compiled[fn.__name__](state)
+        state, metrics = chunks(log)(state)
         gathered = multihost_utils.process_allgather(metrics, tiled=True)  # every seed, on every process
         evaluation = {f"eval_{name}": np.asarray(value).tolist() for name, value in gathered.evaluation._asdict().items()}
         rows.append({"log": log, "env_steps": trainer.env_steps(log + 1), **evaluation,

@@ -39,7 +39,7 @@ from adaps_jax.config import METHODS, Config, ConfigError, field_types, parse_va
 from adaps_jax.diagnostics import diversity_agents, parameters_per_set, policy_diversity, used_parameter_sets
 from adaps_jax.identity import adjusted_rand_index
 from adaps_jax.masks import mask_overlap
-from adaps_jax.trainer import jit_over_seeds, make_train, seed_keys
+from adaps_jax.trainer import compiled_chunks, jit_over_seeds, make_train, seed_keys
 from experiments import checkpoint, results, stats
 from experiments.provenance import environment_record
 from experiments.presets import ENV_DEFAULT_SCENARIO, PRESETS, env_family
@@ -398,20 +398,6 @@ def _checked(chunk_fn):
     return chunk
 
 
-class ChunkRunner:
-    """The compiled chunk of every logging point (pretraining, the last pretraining chunk with the
-    identity phase, RL), each compiled once, on first use."""
-
-    def __init__(self, trainer, keys):
-        self.trainer, self.keys, self.compiled = trainer, keys, {}
-
-    def __call__(self, log: int, state):
-        fn = self.trainer.chunk(log)
-        if fn.__name__ not in self.compiled:
-            self.compiled[fn.__name__] = jit_over_seeds(_checked(fn), self.keys, donate=True)
-        return self.compiled[fn.__name__](state)
-
-
 def abstract_state(trainer, init, keys, logs_done: int):
     """The shapes of the training state after `logs_done` logging points (the pretraining sample
     exists only until the identity phase)."""
@@ -454,7 +440,7 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
     trainer = make_train(config, env)
     keys = seed_keys(config.seed, config.num_seeds)
     init = jit_over_seeds(trainer.init, keys)
-    chunk = ChunkRunner(trainer, keys)
+    chunks = compiled_chunks(trainer, keys, wrap=_checked)
     ckpt_dir = out / "checkpoints" / method
     mark = fingerprint(run, method)
     state, logs_done = None, 0
@@ -474,7 +460,7 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
         for log in range(logs_done, config.num_logs):
             if stop.requested:
                 return None
-            state, metrics, params_finite = chunk(log, state)
+            state, metrics, params_finite = chunks(log)(state)
             m, params_finite = jax.device_get((metrics, params_finite))
             _raise_if_nonfinite(m, params_finite, method, log, config, ckpt_dir)
             wall = wall_before + time.time() - started
@@ -486,10 +472,10 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
                        "return_mean": float(m.return_sum[seed]) / episodes if episodes else math.nan,
                        "entropy": float(m.entropy[seed]), "actor_loss": float(m.actor_loss[seed]),
                        "value_loss": float(m.value_loss[seed])}
-                for t in range(env.num_types):
-                    row[f"return_type_{t}"] = float(m.type_return_sum[seed, t]) / episodes if episodes else math.nan
-                    row[f"eval_return_greedy_type_{t}"] = float(m.evaluation.greedy_type[seed, t])
-                    row[f"eval_return_sampled_type_{t}"] = float(m.evaluation.sampled_type[seed, t])
+                # In the order of results.type_columns: training return, then greedy and sampled test return.
+                per_type = (m.type_return_sum[seed] / episodes if episodes else np.full(env.num_types, math.nan),
+                            m.evaluation.greedy_type[seed], m.evaluation.sampled_type[seed])
+                row.update(zip(type_names, (float(v) for values in per_type for v in values)))
                 row["eval_return_greedy"] = float(m.evaluation.greedy[seed])
                 row["eval_return_sampled"] = float(m.evaluation.sampled[seed])
                 # Kept as metrics.csv stores them, so a resumed run computes what an uninterrupted one does.
