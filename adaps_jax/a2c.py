@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from adaps_jax.config import Config
+from adaps_jax.config import Config, Hyperparams
 from adaps_jax.networks import ActorCritic, masked_logits
-from adaps_jax.methods import SharingPlan
+from adaps_jax.sharing import SharingPlan
 
 
 class Rollout(NamedTuple):
@@ -82,21 +82,23 @@ class LossInfo(NamedTuple):
     entropy: chex.Array
 
 
-def a2c_loss(params: dict, network: ActorCritic, plan: SharingPlan, rollout: Rollout, config: Config) -> tuple[chex.Array, LossInfo]:
+def a2c_loss(params: dict, network: ActorCritic, plan: SharingPlan, rollout: Rollout, config: Config,
+             hparams: Hyperparams | None = None) -> tuple[chex.Array, LossInfo]:
     """Actor loss + value_coef * value loss - entropy_coef * entropy.
 
     Each term is averaged over the (T, E) batch and summed over agents, as SePS sums its agents'
-    losses.
+    losses. gamma and the coefficients come from `hparams` (swept values), else from `config`.
     """
+    hparams = hparams or config.hyperparams()
     logits = policy_logits(network, params, plan, rollout.obs, rollout.action_mask, config)
     values = network.values(params, plan, rollout.obs)
     if config.reference_returns:
         final_value = jax.lax.stop_gradient(network.values(params, plan, rollout.final_obs))
         done = rollout.terminated | rollout.truncated
-        returns = reference_nstep_returns(rollout.reward, done, final_value, config.gamma)
+        returns = reference_nstep_returns(rollout.reward, done, final_value, hparams.gamma)
     else:
         next_values = jax.lax.stop_gradient(network.values(params, plan, rollout.next_obs))
-        returns = nstep_returns(rollout.reward, next_values, rollout.terminated, rollout.truncated, config.gamma)
+        returns = nstep_returns(rollout.reward, next_values, rollout.terminated, rollout.truncated, hparams.gamma)
     advantage = returns - values
 
     log_probs = jax.nn.log_softmax(logits)
@@ -109,7 +111,7 @@ def a2c_loss(params: dict, network: ActorCritic, plan: SharingPlan, rollout: Rol
     actor = per_agent(-jax.lax.stop_gradient(advantage) * log_prob)
     value = per_agent(advantage**2)
     ent = per_agent(entropy)
-    total = actor + config.value_coef * value - config.entropy_coef * ent
+    total = actor + hparams.value_coef * value - hparams.entropy_coef * ent
     return total, LossInfo(total, actor, value, ent)
 
 
@@ -137,13 +139,15 @@ def clip_by_group_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
-def gradient_clip(config: Config) -> optax.GradientTransformation:
+def gradient_clip(config: Config, hparams: Hyperparams | None = None) -> optax.GradientTransformation:
     """One global norm over every parameter set (SePS), or each set on its own (`clip_per_set`)."""
     clip = clip_by_group_norm if config.clip_per_set else optax.clip_by_global_norm
-    return clip(config.max_grad_norm)
+    return clip((hparams or config.hyperparams()).max_grad_norm)
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
+def make_optimizer(config: Config, hparams: Hyperparams | None = None) -> optax.GradientTransformation:
     """Gradient clip, then Adam. One Adam step count serves every parameter set: as in SePS,
-    where the networks no agent uses get zero gradients and their moments stay zero."""
-    return optax.chain(gradient_clip(config), optax.adam(config.learning_rate, eps=config.adam_eps))
+    where the networks no agent uses get zero gradients and their moments stay zero. The state's
+    structure does not depend on the clip norm or the learning rate, which may be traced."""
+    hparams = hparams or config.hyperparams()
+    return optax.chain(gradient_clip(config, hparams), optax.adam(hparams.learning_rate, eps=config.adam_eps))

@@ -1,8 +1,10 @@
 """The one typed configuration of a training run, with the paper's / SePS's defaults.
 
-Every field can be set from the command line (`--set key=value`). `Config.validate()` turns an
+Every field can be set from the command line (`--set key=value`, `Config.with_overrides`) or a JSON
+file (`Config.from_dict`), and is saved as JSON (`Config.to_dict`). `Config.validate()` turns an
 impossible configuration into a `ConfigError` whose one-line message names the field and the
-allowed values.
+allowed values. `Hyperparams` are the numeric fields that change no shape: the trainer reads them
+from its state when they are swept (one compiled program for every value).
 """
 from __future__ import annotations
 
@@ -10,16 +12,39 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
+from typing import NamedTuple
 
-METHODS = ("adaps", "nops", "fups", "fups_id", "seps", "snp_ps")
-# Methods that run the identity phase (pretraining, VAE, k-means) before RL.
-IDENTITY_METHODS = ("adaps", "seps")
+from adaps_jax.methods import METHOD_TABLE, METHODS
+
 # How the identity phase chooses K when num_clusters is None (see adaps_jax.identity.cluster_agents).
 CLUSTER_SELECTIONS = ("dunn", "davies_bouldin")
 
 
 class ConfigError(ValueError):
     """An impossible or unknown configuration value."""
+
+
+class Hyperparams(NamedTuple):
+    """The config's numeric fields that decide no shape, so one compiled program can train several
+    values of them side by side (`experiments.run --sweep`). Python floats by default (constants in
+    the compiled program); arrays when swept."""
+
+    learning_rate: float
+    entropy_coef: float
+    value_coef: float
+    gamma: float
+    max_grad_norm: float
+    mask_threshold: float
+    pruning_rate: float
+    vae_kl_weight: float
+    vae_learning_rate: float
+
+
+SWEEPABLE = Hyperparams._fields
+# Sizes beyond any machine (a memory estimate before compiling catches what the machine at hand cannot hold).
+MAX_WIDTH = 65_536
+MAX_LAYERS = 16
+MAX_INT32 = 2**31 - 1  # counts and sizes become int32 arrays
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,39 @@ class Config:
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
 
+    def hyperparams(self) -> Hyperparams:
+        return Hyperparams(*(getattr(self, name) for name in SWEEPABLE))
+
+    @property
+    def has_identity_phase(self) -> bool:
+        return METHOD_TABLE[self.method].identity_phase
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, fields: dict, where: str = "") -> "Config":
+        """A config from JSON fields, each checked against its type (ConfigError naming the field
+        and `where` it came from). Not validated: call `validate()`."""
+        if not isinstance(fields, dict):
+            raise ConfigError(f"config {where} must be a JSON object of config fields, got a {type(fields).__name__}".replace("  ", " "))
+        return cls(**{name: _typed(name, value, where) for name, value in fields.items()})
+
+    def with_overrides(self, items: list[str], refused: dict[str, str] | None = None) -> "Config":
+        """This config with `KEY=VALUE` items applied (the command lines' `--set`). `refused` maps
+        fields that must be chosen otherwise to the way to choose them (e.g. scenario: --scenario)."""
+        changes = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep:
+                raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
+            if refused and key in refused:
+                raise ConfigError(f"--set {key}=... is not allowed; choose the {key} with {refused[key]}")
+            changes[key] = parse_value(key, value.strip(), example=True)
+        return self.replace(**changes)
+
     @property
     def steps_per_update(self) -> int:
         return self.num_envs * self.n_steps
@@ -92,7 +150,7 @@ class Config:
 
     @property
     def pretrain_logs(self) -> int:
-        if self.method not in IDENTITY_METHODS:
+        if not self.has_identity_phase:
             return 0
         wanted = round(self.num_logs * self.pretrain_steps / max(self.total_steps, 1))
         return min(max(1, wanted), max(self.num_logs - 1, 1))
@@ -153,10 +211,18 @@ class Config:
                 raise ConfigError(f"{f.name} must be a finite number, got {value}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ConfigError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        if max(self.hidden_sizes) > MAX_WIDTH or len(self.hidden_sizes) > MAX_LAYERS:
+            raise ConfigError(f"hidden_sizes={','.join(map(str, self.hidden_sizes))} is beyond any machine; allowed: "
+                              f"1 to {MAX_LAYERS} layers of 1..{MAX_WIDTH} neurons")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and f.name not in ("seed", "total_steps") \
+                    and value > MAX_INT32:
+                raise ConfigError(f"{f.name}={value} is too large; allowed: at most {MAX_INT32}")
         if self.cluster_selection not in CLUSTER_SELECTIONS:
             raise ConfigError(f"unknown cluster_selection {self.cluster_selection!r}; allowed: "
                               f"{', '.join(CLUSTER_SELECTIONS)}")
-        if self.method in IDENTITY_METHODS:
+        if self.has_identity_phase:
             if self.num_logs < 2:
                 raise ConfigError(f"method {self.method} needs num_logs >= 2 (pretraining, then RL), got {self.num_logs}")
             if self.pretrain_steps < 1:
@@ -188,12 +254,46 @@ def field_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
 
 
-def parse_value(name: str, text: str):
-    """Parses the text of `--set name=text` into the field's type; ConfigError when it cannot."""
+def _typed(name: str, value, where: str = ""):
+    """A config field's value from JSON, checked against the field's type."""
+    types = field_types()
+    where = f" {where}" if where else ""
+    if name not in types:
+        raise ConfigError(f"unknown config field {name!r}{where}; allowed: {', '.join(types)}")
+    kind = types[name]
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind is int and is_int or kind is str and isinstance(value, str) or kind is bool and isinstance(value, bool):
+        return value
+    if kind is float and (is_int or isinstance(value, float)):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"config field {name}{where} is too large: {value}") from None
+    if kind == (int | None) and (is_int or value is None):
+        return value
+    if kind == tuple[int, ...] and isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    raise ConfigError(f"config field {name}{where} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def parse_value(name: str, text: str, example: bool = False):
+    """Parses the text of `--set name=text` into the field's type; ConfigError when it cannot
+    (with `example`, the message shows a valid value)."""
     types = field_types()
     if name not in types:
         raise ConfigError(f"unknown config field {name!r}; allowed: {', '.join(types)}")
-    kind = types[name]
+    try:
+        return _parse(types[name], name, text)
+    except ConfigError as err:
+        if not example:
+            raise
+        default = getattr(Config(), name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        raise ConfigError(f"{err}; for example {name}={shown}") from None
+
+
+def _parse(kind, name: str, text: str):
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):

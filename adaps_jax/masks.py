@@ -67,17 +67,18 @@ def cluster_masks(
     Returns:
         A tuple with one (K, layer_size) bool array per hidden layer.
     """
-    # Checked outside jit so that the error is one line; threshold is static, hence a Python number.
+    # Checked outside jit so that the error is one line, when it is a number (a swept value is traced).
     if isinstance(threshold, (int, float)) and not 0 < threshold < 1:
         raise ValueError(f"cluster_masks: threshold (lambda) must lie in (0, 1), got {threshold}")
     return _cluster_masks(key, vectors, layer_sizes, threshold)
 
 
-@partial(jax.jit, static_argnames=("layer_sizes", "threshold"))
+@partial(jax.jit, static_argnames=("layer_sizes",))
 def _cluster_masks(
     key: chex.PRNGKey, vectors: chex.Array, layer_sizes: Sequence[int], threshold: float
 ) -> tuple[chex.Array, ...]:
-    """cluster_masks after its check; layer sizes and threshold are static (one compile each)."""
+    """cluster_masks after its check; the layer sizes are static, the threshold is data (one
+    compile serves every lambda, so lambda can be swept)."""
     total = sum(layer_sizes)
     k1, k2 = jax.random.split(key)
     m = vectors.shape[-1]

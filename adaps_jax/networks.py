@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adaps_jax.methods import MethodSpec, SharingPlan
+from adaps_jax.sharing import MethodSpec, SharingPlan
 
 
 @jax.custom_batching.custom_vmap
@@ -124,7 +124,7 @@ class ActorCritic:
         # Several sets: each agent's set, then a batched matmul over agents. NoPS's param_group is
         # arange(N), so its stacked sets are already in agent order: no gather (whose gradient is a
         # scatter-add over all N sets).
-        if self.spec.name == "nops":
+        if self.spec.method.param_sets == "per_agent":
             per_agent = params
         else:
             per_agent = jax.tree.map(lambda p: p[plan.param_group], params)
@@ -140,9 +140,3 @@ class ActorCritic:
 def masked_logits(logits: chex.Array, action_mask: chex.Array) -> chex.Array:
     """Invalid actions get a large negative logit (not -inf, which would make NaN gradients)."""
     return jnp.where(action_mask, logits, -1e9)
-
-
-def count_parameters(params: dict, used_sets: int) -> int:
-    """Trainable parameters of the sets that agents actually use."""
-    per_set = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
-    return per_set * used_sets

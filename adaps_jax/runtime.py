@@ -1,5 +1,10 @@
-"""Process-wide XLA settings for the CPU; they must be set before JAX's CPU backend starts (importing
-`adaps_jax` does it, unless the user already chose them in XLA_FLAGS)."""
+"""Process-wide XLA settings for the CPU, which a program chooses once at its start, before JAX's
+CPU backend starts (its first computation). Importing `adaps_jax` changes nothing global; the
+command lines call `configure_cpu()` first thing, and a program that uses the library does the same:
+
+    from adaps_jax.runtime import configure_cpu
+    configure_cpu()        # before the first JAX computation; flags already in XLA_FLAGS win
+"""
 from __future__ import annotations
 
 import os
@@ -19,8 +24,7 @@ def avoid_cpu_scheduler_deadlock() -> None:
     beside the independent parameter initialisation) deadlocked on every try: all threads idle,
     the result never ready. With this scheduler off the same program finished every time; the
     other suspects (multi-threaded Eigen, YNN fusion, async dispatch) made no difference. Must
-    run before JAX's CPU backend starts, i.e. before the first computation: importing `adaps_jax`
-    does it.
+    run before JAX's CPU backend starts, i.e. before the first computation.
     """
     _default_xla_flag("xla_cpu_enable_concurrency_optimized_scheduler", "false")
 
@@ -36,3 +40,10 @@ def one_cpu_device_per_core() -> None:
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     _default_xla_flag("xla_force_host_platform_device_count", str(cores))
+
+
+def configure_cpu() -> None:
+    """Both settings above, each unless XLA_FLAGS already chooses it. Call before the first JAX
+    computation; later it changes nothing (a warning-free no-op for the running backend)."""
+    avoid_cpu_scheduler_deadlock()
+    one_cpu_device_per_core()

@@ -31,8 +31,8 @@ import optax
 import envs
 from adaps_jax import identity
 from adaps_jax.a2c import Rollout, a2c_loss, make_optimizer, policy_logits
-from adaps_jax.config import IDENTITY_METHODS, Config
-from adaps_jax.methods import MethodSpec, SharingPlan, cluster_plan, method_spec, plain_plan
+from adaps_jax.config import Config, Hyperparams
+from adaps_jax.sharing import MethodSpec, SharingPlan, cluster_plan, method_spec, plain_plan
 from adaps_jax.networks import ActorCritic
 from envs.core import MultiAgentEnv, Observation
 
@@ -50,6 +50,7 @@ class RunnerState:
     samples: identity.Transitions | None  # (S, N, ...) pretraining sample; None outside pretraining
     sample_slots: chex.Array | None  # (pretraining steps,) buffer slot of each step (identity.sample_slots)
     identity_key: chex.PRNGKey  # seeds the VAE, k-means and masks
+    hparams: Hyperparams | None  # () arrays of swept values; None: the config's, compiled in as constants
 
 
 class Episodes(NamedTuple):
@@ -58,6 +59,18 @@ class Episodes(NamedTuple):
     count: chex.Array  # ()
     team_return: chex.Array  # () summed over agents and episodes
     type_return: chex.Array  # (num_types,) the same, split by agent type
+
+
+class RolloutResult(NamedTuple):
+    state: "RunnerState"
+    rollout: Rollout
+    episodes: Episodes
+
+
+class UpdateResult(NamedTuple):
+    state: "RunnerState"
+    rollout: Rollout
+    info: "UpdateInfo"
 
 
 class UpdateInfo(NamedTuple):
@@ -100,13 +113,20 @@ class Trainer:
         self.env = env
         self.spec: MethodSpec = method_spec(config, env.num_agents)
         self.network = ActorCritic(self.spec, env.num_agents, env.obs_dim, env.num_actions, config.hidden_sizes)
-        self.optimizer = make_optimizer(config)
         self.type_onehot = jnp.asarray(np.eye(env.num_types)[env.agent_types], jnp.float32)  # (N, types)
-        self.has_identity_phase = config.method in IDENTITY_METHODS
+        self.has_identity_phase = config.has_identity_phase
+
+    def hyperparams(self, state: RunnerState) -> Hyperparams:
+        """The state's swept values, or the config's."""
+        return self.config.hyperparams() if state.hparams is None else state.hparams
+
+    def optimizer(self, hparams: Hyperparams) -> optax.GradientTransformation:
+        """The optimiser at these values; its state's structure never depends on them."""
+        return make_optimizer(self.config, hparams)
 
     # ---- acting and learning -------------------------------------------------------------------
 
-    def _rollout(self, state: RunnerState) -> tuple[RunnerState, Rollout, Episodes]:
+    def _rollout(self, state: RunnerState) -> RolloutResult:
         """`n_steps` steps of all copies; returns the rollout and the episodes completed in it."""
         num_envs, network = self.config.num_envs, self.network
 
@@ -137,17 +157,24 @@ class Trainer:
 
         state, (steps, episodes) = jax.lax.scan(env_step, state, None, self.config.n_steps)
         rollout = Rollout(*steps, final_obs=state.obs.agents_view)
-        return state, rollout, jax.tree.map(lambda x: x.sum(0), episodes)
+        return RolloutResult(state, rollout, jax.tree.map(lambda x: x.sum(0), episodes))
 
-    def _update(self, state: RunnerState) -> tuple[RunnerState, Rollout, UpdateInfo]:
+    def _update(self, state: RunnerState) -> UpdateResult:
         """One A2C update: a rollout, the loss, one optimiser step."""
+        hparams = self.hyperparams(state)
         state, rollout, episodes = self._rollout(state)
-        grads, info = jax.grad(a2c_loss, has_aux=True)(state.params, self.network, state.plan, rollout, self.config)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        grads, info = jax.grad(a2c_loss, has_aux=True)(state.params, self.network, state.plan, rollout, self.config,
+                                                       hparams)
+        updates, opt_state = self.optimizer(hparams).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(info.total) & jnp.isfinite(optax.tree.norm(grads))
         state = state.replace(params=params, opt_state=opt_state, update=state.update + 1)
-        return state, rollout, UpdateInfo(episodes, info.entropy / self.env.num_agents, info.actor, info.value, finite)
+        return UpdateResult(state, rollout, UpdateInfo(episodes, info.entropy / self.env.num_agents, info.actor,
+                                                       info.value, finite))
+
+    def _train_update(self, state: RunnerState) -> tuple[RunnerState, UpdateInfo]:
+        result = self._update(state)
+        return result.state, result.info
 
     def _pretrain_update(self, state: RunnerState) -> tuple[RunnerState, UpdateInfo]:
         """An update of the shared pretraining that also stores its sampled transitions."""
@@ -176,7 +203,7 @@ class Trainer:
 
     def train_chunk(self, state: RunnerState) -> tuple[RunnerState, ChunkMetrics]:
         """`updates_per_log` A2C updates of one seed, then the evaluation."""
-        return self._chunk(state, lambda s: self._update(s)[::2], self.config.updates_per_log)
+        return self._chunk(state, self._train_update, self.config.updates_per_log)
 
     def pretrain_chunk(self, state: RunnerState) -> tuple[RunnerState, ChunkMetrics]:
         """`updates_per_pretrain_log` updates of the shared pretraining (AdaPS, SePS), then the evaluation."""
@@ -236,8 +263,9 @@ class Trainer:
         stream = c.pretrain_updates * c.steps_per_update
         return max(1, min(c.identity_samples // self.env.num_agents, stream))
 
-    def init(self, key: chex.PRNGKey) -> RunnerState:
-        """The state before the first update (AdaPS and SePS: before pretraining)."""
+    def init(self, key: chex.PRNGKey, hparams: Hyperparams | None = None) -> RunnerState:
+        """The state before the first update (AdaPS and SePS: before pretraining). `hparams`
+        (swept values, arrays) replace the config's numeric fields for the whole run."""
         key, env_key, params_key, plan_key, identity_key, slots_key = jax.random.split(key, 6)
         env_state, ts = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
         params = self.network.init(params_key)
@@ -250,22 +278,23 @@ class Trainer:
                 reward=jnp.zeros((kept, n)), next_obs=jnp.zeros((kept, n, d)),
             )
             slots = identity.sample_slots(slots_key, self.config.pretrain_updates * self.config.steps_per_update, kept)
+        values = self.config.hyperparams() if hparams is None else hparams
         return RunnerState(
-            params=params, opt_state=self.optimizer.init(params),
-            plan=plain_plan(self.spec, self.config, n, plan_key),
+            params=params, opt_state=self.optimizer(values).init(params),
+            plan=plain_plan(self.spec, self.config, n, plan_key, values),
             env_state=env_state, obs=ts.observation,
             episode_return=jnp.zeros((self.config.num_envs, n)),
             key=key, update=jnp.zeros((), jnp.int32),
-            samples=samples, sample_slots=slots, identity_key=identity_key,
+            samples=samples, sample_slots=slots, identity_key=identity_key, hparams=hparams,
         )
 
     def identities(self, state: RunnerState) -> identity.IdentityResult:
         """The identity VAE trained on the pretraining sample: one identity vector per agent."""
-        config = self.config
+        config, hparams = self.config, self.hyperparams(state)
         return identity.train_identity_vae(
             jax.random.fold_in(state.identity_key, 0), state.samples, num_actions=self.env.num_actions,
             latent_size=config.latent_size, epochs=config.vae_epochs, batch_size=config.vae_batch_size,
-            learning_rate=config.vae_learning_rate, kl_weight=config.vae_kl_weight,
+            learning_rate=hparams.vae_learning_rate, kl_weight=hparams.vae_kl_weight,
         )
 
     def clusters(self, state: RunnerState, vectors: chex.Array, selection: str | None = None) -> tuple:
@@ -286,23 +315,25 @@ class Trainer:
             vectors = self.identities(state).identity
         assignment, centres, num_clusters = self.clusters(state, vectors)
         mask_key, fresh_key = jax.random.fold_in(state.identity_key, 2), jax.random.fold_in(state.identity_key, 3)
-        plan = cluster_plan(self.spec, config, vectors, assignment, centres, num_clusters, mask_key)
+        hparams = self.hyperparams(state)
+        plan = cluster_plan(self.spec, config, vectors, assignment, centres, num_clusters, mask_key, hparams)
         state = state.replace(plan=plan, samples=None, sample_slots=None)
         if not config.continue_pretraining:
             params = self.network.init(fresh_key)
-            state = state.replace(params=params, opt_state=self.optimizer.init(params))
+            state = state.replace(params=params, opt_state=self.optimizer(hparams).init(params))
         return state
 
-    def pretrain(self, key: chex.PRNGKey) -> tuple[RunnerState, ChunkMetrics]:
+    def pretrain(self, key: chex.PRNGKey, hparams: Hyperparams | None = None) -> tuple[RunnerState, ChunkMetrics]:
         """init and every pretraining chunk (AdaPS, SePS): the state `identify` takes."""
-        return jax.lax.scan(lambda s, _: self.pretrain_chunk(s), self.init(key), None, self.config.pretrain_logs)
+        return jax.lax.scan(lambda s, _: self.pretrain_chunk(s), self.init(key, hparams), None,
+                            self.config.pretrain_logs)
 
-    def train(self, key: chex.PRNGKey) -> tuple[RunnerState, ChunkMetrics]:
+    def train(self, key: chex.PRNGKey, hparams: Hyperparams | None = None) -> tuple[RunnerState, ChunkMetrics]:
         """The whole run for one seed: init, pretraining and identity phase (AdaPS, SePS), then the
         RL chunks; metrics stacked over all `num_logs` logging points."""
-        state, chunks = self.init(key), []
+        state, chunks = self.init(key, hparams), []
         if self.has_identity_phase:
-            state, pretrain = self.pretrain(key)
+            state, pretrain = self.pretrain(key, hparams)
             state = self.identify(state)
             chunks.append(pretrain)
         rl_logs = self.config.num_logs - self.config.pretrain_logs

@@ -3,29 +3,36 @@
     env = envs.make("bps-15a-3c")       # any name from envs.names(), or a valid pattern
     state, timestep = env.reset(key)
 
-Each environment module offers `NAMES` (the scenarios it lists) and `parse(name)`, which builds
-an environment from a scenario name or returns None when the name is not its own.
+`envs.scenarios` reads a scenario name (grammar, limits, sizes) in plain Python; `make` builds the
+environment from it. Importing this package does not import JAX (the environment modules do, when
+`make` first needs them), so a command line can check a name at once.
 """
 from __future__ import annotations
 
-from envs import bps, crware, lbf
-from envs.core import MultiAgentEnv, Observation
+import importlib
+from typing import TYPE_CHECKING
 
-_MODULES = [bps, crware, lbf]
+from envs.scenarios import names, parse
 
+if TYPE_CHECKING:
+    from envs.core import MultiAgentEnv, Observation
 
-def names() -> list[str]:
-    """All listed scenario names, in registry order."""
-    return [name for module in _MODULES for name in module.NAMES]
+# family -> (module, environment class)
+_CLASSES = {"bps": ("envs.bps", "BlindParticleSpread"), "crware": ("envs.crware", "ColouredWarehouse"),
+            "lbf": ("envs.lbf", "LevelBasedForaging")}
 
 
 def make(name: str) -> MultiAgentEnv:
     """Builds the environment of a scenario name; raises ValueError listing the known names."""
-    for module in _MODULES:
-        env = module.parse(name)
-        if env is not None:
-            return env
-    raise ValueError(f"unknown scenario {name!r}; known scenarios: {', '.join(names())}")
+    family, kwargs = parse(name)
+    module, cls = _CLASSES[family]
+    return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["MultiAgentEnv", "Observation", "make", "names"]
+def __getattr__(name: str):
+    if name in ("MultiAgentEnv", "Observation"):
+        return getattr(importlib.import_module("envs.core"), name)
+    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+
+
+__all__ = ["MultiAgentEnv", "Observation", "make", "names", "parse"]

@@ -18,8 +18,6 @@ Deliberate differences from MPE: none in the dynamics. Out-of-range actions are 
 """
 from __future__ import annotations
 
-import re
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -27,6 +25,7 @@ import numpy as np
 from jumanji.types import TimeStep
 
 from envs import render as draw
+from envs import scenarios
 from envs.core import MultiAgentEnv, Observation
 
 DT = 0.1
@@ -36,16 +35,7 @@ MASS = 1.0
 # Force direction of each action: no-op, -x, +x, -y, +y.
 ACTION_FORCE = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], np.float32)
 
-SCENARIOS: dict[str, tuple[tuple[int, ...], bool]] = {
-    "bps-15a-3c": ((5, 5, 5), False),
-    "bps-30a-3c": ((10, 10, 10), False),
-    "bps-30a-5c": ((6, 6, 6, 6, 6), False),
-    "bps-30a-5c-uneven": ((3, 3, 3, 12, 9), False),
-    "bps-15a-3c-shuffle": ((5, 5, 5), True),
-    "bps-30a-5c-shuffle": ((6, 6, 6, 6, 6), True),
-    "bps-300a-3c": ((100, 100, 100), False),
-    "bps-3000a-3c": ((1000, 1000, 1000), False),
-}
+SCENARIOS = scenarios.BPS_SCENARIOS
 NAMES = list(SCENARIOS)
 
 
@@ -135,25 +125,7 @@ class BlindParticleSpread(MultiAgentEnv[State]):
         return img
 
 
-_PATTERN = re.compile(r"bps-(\d+)a-(\d+)c(-shuffle)?")
-
-
-# Beyond this a scenario no longer fits a machine's memory with the default batch (and the name's
-# numbers may not even fit a C long).
-MAX_AGENTS = 100_000
-
-
 def parse(name: str) -> BlindParticleSpread | None:
-    """Listed names, plus `bps-{N}a-{C}c[-shuffle]` with N divisible by C (equal groups)."""
-    if name in SCENARIOS:
-        groups, shuffle = SCENARIOS[name]
-        return BlindParticleSpread(groups, shuffle)
-    match = _PATTERN.fullmatch(name)
-    if match is None:
-        return None
-    n, c = int(match[1]), int(match[2])
-    if n > MAX_AGENTS:
-        raise ValueError(f"{name!r}: the number of agents must be at most {MAX_AGENTS}, got {n}")
-    if c < 1 or n < c or n % c:
-        raise ValueError(f"{name!r}: the number of agents ({n}) must be a positive multiple of the colours ({c})")
-    return BlindParticleSpread((n // c,) * c, bool(match[3]))
+    """The environment of a BPS name (envs.scenarios.bps); None for other names."""
+    kwargs = scenarios.bps(name)
+    return None if kwargs is None else BlindParticleSpread(**kwargs)

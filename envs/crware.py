@@ -58,8 +58,6 @@ layout.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 
 import chex
 import jax
@@ -68,6 +66,8 @@ import numpy as np
 from jumanji.types import TimeStep
 
 from envs import render as draw
+from envs import scenarios
+from envs.scenarios import COLUMN_HEIGHT, Layout, make_layout
 from envs.core import MultiAgentEnv, Observation
 
 NOOP, FORWARD, TURN_LEFT, TURN_RIGHT, TOGGLE_LOAD = range(5)
@@ -79,48 +79,9 @@ STEP = np.array([[0, -1], [0, 1], [-1, 0], [1, 0]], np.int32)
 CLOCKWISE = np.array([RIGHT, LEFT, UP, DOWN], np.int32)
 COUNTER_CLOCKWISE = np.array([LEFT, RIGHT, DOWN, UP], np.int32)
 
-MAX_COLOURS = 4
-COLUMN_HEIGHT = 8
 TIME_LIMIT = 500
-SIZES = {"tiny": (1, 3), "small": (2, 3), "medium": (2, 5), "large": (3, 5)}  # shelf rows, columns
-QUEUE_FACTOR = {"easy": 2.0, "": 1.0, "hard": 0.5}
 
-NAMES = [
-    "crware-1c-tiny-4ag",
-    "crware-1c-small-8ag",
-    "crware-2c-tiny-2ag",
-    "crware-2c-tiny-4ag",
-    "crware-2c-tiny-4ag-easy",
-    "crware-2c-tiny-4ag-hard",
-    "crware-2c-tiny-4ag-perm",
-    "crware-2c-small-8ag",
-    "crware-2c-small-8ag-hard",
-    "crware-2c-medium-16ag",
-    "crware-4c-large-64ag",
-]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The static warehouse floor (numpy), cells addressed as (x, y) or flat `y * width + x`."""
-
-    height: int
-    width: int
-    highway: np.ndarray  # (H, W) bool
-    goals: np.ndarray  # (2, 2) int32 (x, y), rware's order
-    shelf_cells: np.ndarray  # (S, 2) int32 (x, y) of the shelves at reset, row-major
-
-
-def make_layout(shelf_rows: int, shelf_columns: int, column_height: int) -> Layout:
-    """rware's parametric floor plan (see the module docstring)."""
-    height = (column_height + 1) * shelf_rows + 2
-    width = 3 * shelf_columns + 1
-    y, x = np.indices((height, width))
-    queue = (y > height - (column_height + 3)) & ((x == width // 2 - 1) | (x == width // 2))
-    highway = (x % 3 == 0) | (y % (column_height + 1) == 0) | (y == height - 1) | queue
-    goals = np.array([[width // 2 - 1, height - 1], [width // 2, height - 1]], np.int32)
-    shelf_y, shelf_x = np.nonzero(~highway)  # row-major, as rware numbers its shelves
-    return Layout(height, width, highway, goals, np.stack([shelf_x, shelf_y], 1).astype(np.int32))
+NAMES = scenarios.CRWARE_NAMES
 
 
 def colour_blocks(num_agents: int, num_colours: int) -> np.ndarray:
@@ -318,20 +279,10 @@ class ColouredWarehouse(MultiAgentEnv[State]):
         time_limit: int = TIME_LIMIT,
         permute_obs: bool = False,
     ):
-        if not 1 <= num_colours <= MAX_COLOURS:
-            raise ValueError(f"C-RWARE has 1 to {MAX_COLOURS} colours, got {num_colours}")
-        if shelf_rows < 1 or shelf_columns < 1 or shelf_columns % 2 == 0 or column_height < 1:
-            raise ValueError(
-                f"need shelf_rows >= 1, an odd shelf_columns and column_height >= 1, got "
-                f"{shelf_rows}, {shelf_columns}, {column_height}"
-            )
-        self.layout = make_layout(shelf_rows, shelf_columns, column_height)
+        self.layout = scenarios.crware_layout(num_colours, shelf_rows, shelf_columns, column_height, num_agents,
+                                              request_queue_size)
         num_cells = self.layout.height * self.layout.width
         num_shelves = len(self.layout.shelf_cells)
-        if not num_colours <= num_agents <= num_cells:
-            raise ValueError(f"need {num_colours} (one per colour) to {num_cells} robots, got {num_agents}")
-        if not 1 <= request_queue_size < num_shelves:
-            raise ValueError(f"request queue size must be in 1..{num_shelves - 1}, got {request_queue_size}")
         self.num_colours = num_colours
         self.shelf_rows, self.shelf_columns, self.column_height = shelf_rows, shelf_columns, column_height
         self.num_shelves = num_shelves
@@ -591,33 +542,7 @@ class ColouredWarehouse(MultiAgentEnv[State]):
         return img
 
 
-_PATTERN = re.compile(r"crware-(\d+)c-([a-z]+)-(\d+)ag(?:-(easy|hard))?(-perm)?")
-
-
 def parse(name: str) -> ColouredWarehouse | None:
-    """`crware-{C}c-{tiny|small|medium|large}-{N}ag[-easy|-hard][-perm]`; None for other names."""
-    if not name.startswith("crware-"):
-        return None
-    match = _PATTERN.fullmatch(name)
-    if match is None:
-        raise ValueError(
-            f"{name!r} is not a C-RWARE name: expected crware-{{C}}c-{{tiny|small|medium|large}}-{{N}}ag"
-            "[-easy|-hard][-perm]"
-        )
-    colours, size, agents = int(match[1]), match[2], int(match[3])
-    if size not in SIZES:
-        raise ValueError(f"{name!r}: unknown size {size!r}, expected one of {', '.join(SIZES)}")
-    if not 1 <= colours <= MAX_COLOURS:
-        raise ValueError(f"{name!r}: C-RWARE has 1 to {MAX_COLOURS} colours, got {colours}")
-    shelf_rows, shelf_columns = SIZES[size]
-    try:
-        return ColouredWarehouse(
-            num_colours=colours,
-            shelf_rows=shelf_rows,
-            shelf_columns=shelf_columns,
-            num_agents=agents,
-            request_queue_size=int(agents * QUEUE_FACTOR[match[4] or ""]),
-            permute_obs=bool(match[5]),
-        )
-    except ValueError as err:
-        raise ValueError(f"{name!r}: {err}") from None
+    """The environment of a C-RWARE name (envs.scenarios.crware); None for other names."""
+    kwargs = scenarios.crware(name)
+    return None if kwargs is None else ColouredWarehouse(**kwargs)

@@ -54,7 +54,6 @@ Deliberate differences from lbforaging 2.0 and the SePS fork:
 """
 from __future__ import annotations
 
-import re
 
 import chex
 import jax
@@ -63,27 +62,16 @@ import numpy as np
 from jumanji.types import TimeStep
 
 from envs import render as draw
+from envs import scenarios
 from envs.core import MultiAgentEnv, Observation
 
 NONE, NORTH, SOUTH, WEST, EAST, LOAD = range(6)
 # (row, column) step of each action; NONE and LOAD stay.
 ACTION_DELTA = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], np.int32)
 MOVES = ACTION_DELTA[NORTH : EAST + 1]  # the four neighbours, in lbforaging's lookup order
-# A new food is refused within Chebyshev distance 1 of an earlier one, or at distance 2 in a line:
-# 9 + 4 cells, so each food removes at most this many candidate cells for the next.
-FOOD_EXCLUSION_CELLS = 13
 UNSEEN = np.array([-1.0, -1.0, 0.0], np.float32)
 
-NAMES = [
-    "lbf-8x8-3p-2f",
-    "lbf-10x10-6p-3f",
-    "lbf-12x12-9p-4f",
-    "lbf-15x15-12p-6f",
-    "lbf-8x8-3p-2f-coop",
-    "lbf-10x10-6p-3f-coop",
-    "lbf-30x30-30p-10f",
-    "lbf-10x10-6p-3f-2s",
-]
+NAMES = scenarios.LBF_NAMES
 
 
 @chex.dataclass(frozen=True)
@@ -94,11 +82,6 @@ class State:
     food_spawned: chex.Array  # () float32, total level of the food spawned at reset
     step_count: chex.Array  # () int32
     key: chex.PRNGKey
-
-
-def player_levels(num_players: int) -> np.ndarray:
-    """The SePS levels: 1, 2, 3, 1, 2, 3, ... by player index."""
-    return (np.arange(num_players) % 3 + 1).astype(np.int32)
 
 
 class LevelBasedForaging(MultiAgentEnv[State]):
@@ -117,9 +100,9 @@ class LevelBasedForaging(MultiAgentEnv[State]):
         self.num_food = int(num_food)
         self.sight = self.grid_size if sight is None else int(sight)
         self.coop = coop
-        self.levels = player_levels(int(num_players))
-        self.max_food_level = int(np.sort(self.levels)[:3].sum())
-        _check(self.grid_size, int(num_players), self.num_food, self.sight, coop, self.max_food_level)
+        scenarios.check_lbf(self.grid_size, int(num_players), self.num_food, self.sight, coop)
+        self.levels = scenarios.player_levels(int(num_players))
+        self.max_food_level = scenarios.max_food_level(int(num_players))
         self.num_agents = int(num_players)
         self.num_actions = len(ACTION_DELTA)
         self.obs_dim = 3 * self.num_food + 3 * self.num_agents
@@ -351,45 +334,7 @@ def _pack(seen: chex.Array, rows: chex.Array) -> chex.Array:
     return jnp.where(filled[..., None], gathered, jnp.asarray(UNSEEN))
 
 
-def _check(size: int, players: int, food: int, sight: int, coop: bool, max_food_level: int) -> None:
-    """Raises ValueError (one line) for a scenario this environment cannot always spawn."""
-    if size < 3 or players < 1 or food < 1 or sight < 1:
-        raise ValueError(
-            f"need grid >= 3, players >= 1, foods >= 1 and sight >= 1; got {size}, {players}, {food}, {sight}"
-        )
-    interior = (size - 2) ** 2
-    if interior < players + FOOD_EXCLUSION_CELLS * (food - 1) + 1:
-        raise ValueError(
-            f"{food} foods and {players} players may not fit on a {size}x{size} grid: food needs "
-            f"(size - 2)^2 >= players + {FOOD_EXCLUSION_CELLS} * (foods - 1) + 1 free interior cells"
-        )
-    if not coop and max_food_level < 2:
-        raise ValueError(f"with {players} player(s) food levels 1..{max_food_level - 1} are empty; use -coop")
-
-
-_PATTERN = re.compile(r"lbf-(\d+)x(\d+)-(\d+)p-(\d+)f(-coop)?(?:-(\d+)s)?")
-
-
-# Beyond these a scenario no longer fits a machine's memory (the grid is stored densely).
-MAX_GRID = 1024
-MAX_ITEMS = 4096
-
-
 def parse(name: str) -> LevelBasedForaging | None:
-    """`lbf-{S}x{S}-{P}p-{F}f[-coop][-{K}s]`; None for other environments' names."""
-    if not name.startswith("lbf-"):
-        return None
-    match = _PATTERN.fullmatch(name)
-    if match is None:
-        raise ValueError(f"{name!r} is not of the form lbf-{{S}}x{{S}}-{{P}}p-{{F}}f[-coop][-{{K}}s]")
-    if match[1] != match[2]:
-        raise ValueError(f"{name!r}: the grid must be square")
-    sight = None if match[6] is None else int(match[6])
-    for value, what, limit in ((int(match[1]), "grid rows", MAX_GRID), (int(match[3]), "players", MAX_ITEMS),
-                               (int(match[4]), "food items", MAX_ITEMS)):
-        if value > limit:
-            raise ValueError(f"{name!r}: the number of {what} must be at most {limit}, got {value}")
-    try:
-        return LevelBasedForaging(int(match[1]), int(match[3]), int(match[4]), sight, bool(match[5]))
-    except ValueError as err:
-        raise ValueError(f"{name!r}: {err}") from None
+    """The environment of an LBF name (envs.scenarios.lbf); None for other names."""
+    kwargs = scenarios.lbf(name)
+    return None if kwargs is None else LevelBasedForaging(**kwargs)

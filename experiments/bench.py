@@ -49,7 +49,8 @@ import optax
 
 from adaps_jax import diagnostics
 from adaps_jax.a2c import a2c_loss
-from adaps_jax.config import IDENTITY_METHODS, METHODS, Config
+from adaps_jax.config import Config
+from adaps_jax.methods import METHOD_TABLE, METHODS, used_parameter_sets
 from adaps_jax.networks import orthogonal
 from adaps_jax.trainer import Trainer, jit_over_seeds, make_train, seed_keys
 from experiments import bench_envs
@@ -162,7 +163,7 @@ def bench_config(scenario: str, method: str, num_envs: int, num_seeds: int, chun
     """A config whose `train_chunk` is about `chunk_env_steps` env-steps of all seeds (one chunk;
     AdaPS and SePS pretrain in a first chunk). Evaluation is off unless `changes` sets it: the
     training throughput is measured on its own, the evaluation's cost in its own section."""
-    identity_phase = method in ("adaps", "seps")
+    identity_phase = METHOD_TABLE[method].identity_phase
     fields = dict(scenario=scenario, method=method, num_envs=num_envs, num_seeds=num_seeds,
                   num_logs=2 if identity_phase else 1, eval_episodes=0,
                   pretrain_steps=settings.pretrain_steps, vae_epochs=settings.vae_epochs,
@@ -198,7 +199,7 @@ def training_case(config: Config, extra: dict | None = None) -> Case:
     env = trainer.env
     clusters = int(np.max(np.asarray(state.plan.num_clusters)))
     per_set = diagnostics.parameters_per_set(trainer.network)
-    sets = diagnostics.used_parameter_sets(config.method, env.num_agents, clusters)
+    sets = used_parameter_sets(METHOD_TABLE[config.method], env.num_agents, clusters)
     info = {
         "scenario": config.scenario, "method": config.method, "num_envs": config.num_envs,
         "num_seeds": config.num_seeds, "n_steps": config.n_steps, "updates_per_chunk": config.updates_per_log,
@@ -425,7 +426,7 @@ def run_case_here(spec: dict) -> dict:
         jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.ones(3)))
         return {"maxrss_mb": peak_memory_mb()}
     changes = {}
-    if spec["method"] in IDENTITY_METHODS:
+    if METHOD_TABLE[spec["method"]].identity_phase:
         changes = {"pretrain_steps": spec.get("pretrain_steps", settings.pretrain_steps)}
     config = bench_config(spec["scenario"], spec["method"], spec.get("num_envs", 8), spec.get("num_seeds", 4),
                           spec.get("chunk_env_steps", settings.chunk_env_steps), settings, **changes)
@@ -468,7 +469,7 @@ def section_agents(settings: Settings, log, quick: bool) -> list[dict]:
             chunk = settings.chunk_env_steps if n <= 64 else 8 * 5 * 4
             spec = {"scenario": scenario, "method": method, "num_envs": 8, "num_seeds": 4, "quick": quick,
                     "chunk_env_steps": chunk, "rounds": settings.agent_rounds}
-            if method in IDENTITY_METHODS:
+            if METHOD_TABLE[method].identity_phase:
                 spec["pretrain_steps"] = settings.pretrain_steps if n <= 64 else 8 * 5 * 2
             r = run_case_subprocess(spec, settings.agent_timeout_s)
             out.append(r)

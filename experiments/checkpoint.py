@@ -1,13 +1,16 @@
 """Checkpoints of a method's vmapped training state, written atomically with orbax.
 
 `checkpoints/<method>/` holds the state after the last finished logging point (orbax, `state/`)
-and `meta.json`: the number of logging points done and the fingerprint of the run that wrote it.
+and `meta.json`: the number of logging points done, the fingerprint of the run that wrote it and
+the SHA-256 of every file of the state, verified before a restore (a flipped byte is a corrupt
+checkpoint, never a silently different state).
 A new checkpoint is written completely under `<method>.tmp` and swapped in by renames, so at every
 instant, even under kill -9, a complete checkpoint exists: `<method>`, or, between the two
 renames, `<method>.old`. A leftover `<method>.tmp` is incomplete and never read.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -29,13 +32,26 @@ def _sibling(directory: Path, suffix: str) -> Path:
     return directory.with_name(directory.name + suffix)
 
 
+def _checksums(state_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file under `state_dir`, by relative path."""
+    sums = {}
+    for path in sorted(p for p in state_dir.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        sums[path.relative_to(state_dir).as_posix()] = digest.hexdigest()
+    return sums
+
+
 def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "") -> None:
     directory = Path(directory).absolute()  # orbax needs absolute paths
     tmp, old = _sibling(directory, ".tmp"), _sibling(directory, ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _checkpointer().save(tmp / "state", args=ocp.args.StandardSave(state))
-    (tmp / "meta.json").write_text(json.dumps({"logs_done": logs_done, "fingerprint": fingerprint}))
+    meta = {"logs_done": logs_done, "fingerprint": fingerprint, "sha256": _checksums(tmp / "state")}
+    (tmp / "meta.json").write_text(json.dumps(meta))
     if directory.exists():
         # `old` exists here only half-deleted by an interrupted earlier save (`directory` is complete).
         shutil.rmtree(old, ignore_errors=True)
@@ -70,8 +86,23 @@ def _complete(directory: Path) -> tuple[Path, dict]:
     return path, meta
 
 
-def read_meta(directory: Path) -> dict:
-    return _complete(directory)[1]
+def saved_logs(directory: Path) -> int:
+    """The number of logging points the checkpoint in `directory` has done."""
+    return int(_complete(directory)[1]["logs_done"])
+
+
+def _verify(path: Path, meta: dict) -> None:
+    """Every file of the saved state as it was written (CheckpointError naming the first that is not)."""
+    expected = meta.get("sha256")
+    if not isinstance(expected, dict) or not expected:
+        raise CheckpointError(f"checkpoint {path} has no checksums (meta.json lacks sha256); it cannot be verified, "
+                              "so it is not restored")
+    found = _checksums(path / "state")
+    for name, digest in expected.items():
+        if found.get(name) != digest:
+            what = "is missing" if name not in found else "differs from what was written (checksum mismatch)"
+            raise CheckpointError(f"checkpoint {path} is corrupt: state/{name} {what}; delete the checkpoint "
+                                  "to restart that method, or restore it from a copy")
 
 
 def restore(directory: Path, abstract_state: Any, fingerprint: str | None = None) -> tuple[Any, int]:
@@ -84,6 +115,7 @@ def restore(directory: Path, abstract_state: Any, fingerprint: str | None = None
     if fingerprint is not None and meta.get("fingerprint") != fingerprint:
         raise CheckpointError(f"checkpoint {path} was written by a different run configuration or code version; "
                               "it cannot be resumed by this run")
+    _verify(path, meta)
     try:
         args = ocp.args.StandardRestore(abstract_state) if abstract_state is not None else ocp.args.StandardRestore()
         state = _checkpointer().restore(path / "state", args=args)

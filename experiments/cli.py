@@ -12,3 +12,11 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+EXIT_FAILED = 1  # numerical trouble, out of memory, a failed write
+EXIT_BAD_INPUT = 2  # bad input, or a corrupt or inconsistent results folder
+
+
+class UsageError(ValueError):
+    """Bad input from the command line; reported in one line with exit code 2."""

@@ -19,7 +19,7 @@ import numpy as np
 
 import envs
 from adaps_jax.config import CLUSTER_SELECTIONS, Config, ConfigError, parse_value
-from adaps_jax.diagnostics import plan_mask_overlap
+from adaps_jax.diagnostics import mask_overlap_means
 from adaps_jax.identity import adjusted_rand_index
 from adaps_jax.trainer import make_train, seed_keys
 from experiments.cli import OneLineArgumentParser
@@ -46,11 +46,7 @@ def identity_report(scenario: str, config: Config) -> dict:
         labels = np.asarray(labels)
         by_selection[selection] = {"num_clusters": np.asarray(k).tolist(), "clusters": labels.tolist(),
                                    "ari": [adjusted_rand_index(env.agent_types, c) for c in labels]}
-    overlaps = []
-    for seed in range(config.num_seeds):
-        matrix = plan_mask_overlap(jax.tree.map(lambda x: x[seed], state.plan))
-        off = ~np.eye(len(matrix), dtype=bool)
-        overlaps.append(float(matrix[off].mean()) if off.any() else 1.0)
+    overlaps = mask_overlap_means(state.plan)
     return {
         "scenario": scenario,
         "true_types": env.agent_types.tolist(),

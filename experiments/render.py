@@ -108,7 +108,7 @@ def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | N
     if not checkpoint.exists(ckpt_dir):
         raise checkpoint.CheckpointError(f"no checkpoint of {method} in {folder} (expected {ckpt_dir})")
     keys = seed_keys(config.seed, config.num_seeds)
-    logs_done = int(checkpoint.read_meta(ckpt_dir)["logs_done"])
+    logs_done = checkpoint.saved_logs(ckpt_dir)
     shapes = abstract_state(trainer, jax.vmap(trainer.init), keys, logs_done)
     state, _ = checkpoint.restore(ckpt_dir, shapes)
     params = jax.tree.map(lambda x: x[seed], state.params)

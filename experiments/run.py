@@ -30,15 +30,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import jax
+from adaps_jax.runtime import configure_cpu
+
+configure_cpu()  # before JAX's CPU backend starts (importing jumanji starts it)
+
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 
 import envs
 from adaps_jax.config import METHODS, Config, ConfigError, field_types, parse_value
-from adaps_jax.diagnostics import diversity_agents, parameters_per_set, policy_diversity, used_parameter_sets
-from adaps_jax.identity import adjusted_rand_index
-from adaps_jax.masks import mask_overlap
+from adaps_jax.diagnostics import diagnose
 from adaps_jax.trainer import compiled_chunks, jit_over_seeds, make_train, seed_keys
 from experiments import checkpoint, results, stats
 from experiments.provenance import environment_record
@@ -61,11 +63,12 @@ class NonFiniteError(RuntimeError):
 
 
 def code_version() -> str:
-    """A hash of the sources that decide a run's numbers: resuming needs the same code."""
+    """A hash of the library sources that decide a run's numbers (adaps_jax, envs): resuming needs
+    the same. The command-line code around them is not hashed: tests check that a resumed run ends
+    exactly where an uninterrupted one does, so it can change without stranding a long run."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    paths = [*root.glob("adaps_jax/*.py"), *root.glob("envs/*.py"),
-             *(root / "experiments" / name for name in ("run.py", "checkpoint.py", "results.py"))]
+    paths = [*root.glob("adaps_jax/*.py"), *root.glob("envs/*.py")]
     for path in sorted(paths):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -445,7 +448,7 @@ def train_method(run: dict, method: str, out: Path, rows: list[dict], stop: Stop
     mark = fingerprint(run, method)
     state, logs_done = None, 0
     if checkpoint.exists(ckpt_dir):
-        saved_logs = int(checkpoint.read_meta(ckpt_dir)["logs_done"])
+        saved_logs = checkpoint.saved_logs(ckpt_dir)
         state, logs_done = checkpoint.restore(ckpt_dir, abstract_state(trainer, init, keys, saved_logs), mark)
     _check_rows(rows, method, config.num_seeds, logs_done, ckpt_dir)
     rows[:] = [r for r in rows if r["method"] != method or r["log"] < logs_done]
@@ -515,7 +518,8 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
     `final_return_*` and `auc_return_*` are the test return (greedy evaluation episodes; `sampled`
     holds the same for sampled actions, `per_type` per agent type) with the IQM and 95% stratified
     bootstrap intervals of experiments.stats; `train_return_*` is the mean return of the training
-    episodes that ended in the last logging point that closed any.
+    episodes that ended in the last logging point that closed any. The rest is
+    adaps_jax.diagnostics.diagnose: model size, clusters, masks, policy diversity.
     """
     method = config.method
     train_final = []
@@ -525,29 +529,6 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
     finite_train = [f for f in train_final if not math.isnan(f)]
     test = stats.method_statistics(rows, method, env.num_types)
     test_finals = [v for v in test["per_seed_final"] or [] if v is not None]
-    per_set = parameters_per_set(trainer.network)
-    fups_per_set = parameters_per_set(make_train(config.replace(method="fups"), env).network)
-    plan = jax.device_get(state.plan)
-    num_clusters = [int(k) for k in plan.num_clusters]
-    params = [per_set * used_parameter_sets(method, env.num_agents, k) for k in num_clusters]
-    agents = jnp.asarray(diversity_agents(env.num_agents, config.diversity_max_agents))
-    pools = state.obs.agents_view.reshape(config.num_seeds, -1, env.obs_dim)[:, : config.diversity_observations]
-    diversity = jax.jit(jax.vmap(lambda p, seed_plan, pool: policy_diversity(trainer.network, p, seed_plan, pool, agents)))(
-        state.params, state.plan, pools)
-    diversity = [float(d) for d in np.asarray(diversity)]
-    clusters = ari = overlap = vectors = cluster_mask_table = None
-    if method in ("adaps", "seps"):
-        clusters = np.asarray(plan.cluster).tolist()
-        ari = [adjusted_rand_index(env.agent_types, c) for c in clusters]
-        vectors = np.asarray(plan.identity).round(6).tolist()
-    if method == "adaps":
-        cluster_mask_table = [_cluster_masks(plan, seed) for seed in range(config.num_seeds)]
-    if trainer.spec.uses_masks:
-        matrices = jax.jit(jax.vmap(lambda p: mask_overlap(tuple(p.actor_masks) + tuple(p.critic_masks))))(state.plan)
-        overlap = []
-        for matrix in np.asarray(matrices):
-            off = ~np.eye(len(matrix), dtype=bool)
-            overlap.append(float(matrix[off].mean()) if off.any() else 1.0)
     return {
         **test,
         "final_return_min": float(np.min(test_finals)) if test_finals else None,
@@ -558,28 +539,9 @@ def summarise(trainer, env, config: Config, state, rows: list[dict], wall: float
         "train_return_seeds": len(finite_train),  # seeds with a return (the others are None in per_seed)
         "train_return_per_seed": [None if math.isnan(f) else f for f in train_final],
         "env_steps": trainer.env_steps(config.num_logs),
-        "params": int(np.max(params)),
-        "params_per_seed": params,
-        "relative_size": float(np.max(params)) / fups_per_set,
-        "num_param_sets": trainer.spec.num_param_sets,
-        "clusters": clusters,
-        "num_clusters": num_clusters if method in ("adaps", "seps") else None,
-        "cluster_ari": ari,
-        "identity_vectors": vectors,  # per seed, (N, latent_size)
-        "cluster_masks": cluster_mask_table,  # per seed: actor / critic, per cluster, per layer, 0/1 per neuron
-        "mask_overlap_mean": overlap,
-        "policy_diversity": diversity,
-        "policy_diversity_mean": float(np.mean(diversity)),
+        **diagnose(trainer, state),
         "wall_seconds": wall,
     }
-
-
-def _cluster_masks(plan, seed: int) -> dict:
-    """One seed's masks per cluster (those of the cluster's first agent; all its agents share them)."""
-    cluster = np.asarray(plan.cluster[seed])
-    first = [int(np.argmax(cluster == k)) for k in range(int(plan.num_clusters[seed]))]
-    return {part: [[np.asarray(layer[seed, agent], int).tolist() for layer in masks] for agent in first]
-            for part, masks in (("actor", plan.actor_masks), ("critic", plan.critic_masks))}
 
 
 def _describe(method: str, entry: dict) -> str:

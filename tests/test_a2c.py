@@ -6,7 +6,7 @@ import pytest
 
 from adaps_jax.a2c import Rollout, a2c_loss, clip_by_group_norm, nstep_returns
 from adaps_jax.config import Config
-from adaps_jax.methods import method_spec, plain_plan
+from adaps_jax.sharing import method_spec, plain_plan
 from adaps_jax.networks import ActorCritic
 
 GAMMA = 0.5

@@ -10,7 +10,7 @@ import envs
 from adaps_jax import identity
 from adaps_jax.a2c import Rollout, a2c_loss, gradient_clip, reference_nstep_returns
 from adaps_jax.config import Config
-from adaps_jax.methods import method_spec, plain_plan
+from adaps_jax.sharing import method_spec, plain_plan
 from adaps_jax.networks import ActorCritic
 from adaps_jax.trainer import make_train
 

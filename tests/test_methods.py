@@ -5,8 +5,9 @@ import pytest
 
 import envs
 from adaps_jax.config import Config, ConfigError
-from adaps_jax.diagnostics import diversity_agents, js_distance, parameters_per_set, policy_diversity, used_parameter_sets
-from adaps_jax.methods import method_spec, plain_plan
+from adaps_jax.diagnostics import diversity_agents, js_distance, parameters_per_set, policy_diversity
+from adaps_jax.methods import METHOD_TABLE, used_parameter_sets
+from adaps_jax.sharing import method_spec, plain_plan
 from adaps_jax.networks import ActorCritic
 
 # One 64-64 actor (10 inputs, 5 actions) and critic: (10*64+64) + (64*64+64) + (64*5+5) and the same with 1 output.
@@ -23,7 +24,7 @@ def test_parameter_counts_per_method_on_bps_30a_3c():
     env = envs.make("bps-30a-3c")
     per_set = parameters_per_set(_network("fups", env))
     assert per_set == ACTOR + CRITIC == 10118
-    sizes = {m: parameters_per_set(_network(m, env)) * used_parameter_sets(m, 30, 3)
+    sizes = {m: parameters_per_set(_network(m, env)) * used_parameter_sets(METHOD_TABLE[m], 30, 3)
              for m in ("nops", "seps", "fups", "fups_id", "snp_ps", "adaps")}
     assert sizes["nops"] == 30 * per_set
     assert sizes["seps"] == 3 * per_set

@@ -133,7 +133,7 @@ def interrupt_and_resume(sandbox: Sandbox, args: list[str], name: str, sig: sign
         # A clean stop: exit 128 + signal, the current chunk's metrics and its checkpoint written, and how to resume.
         assert code == 128 + sig, stderr
         assert f"resume with: python -m experiments.run --resume {out}" in stderr.splitlines()[-1]
-        assert checkpoint.read_meta(out / "checkpoints" / args[args.index("--method") + 1])["logs_done"] == done
+        assert checkpoint.saved_logs(out / "checkpoints" / args[args.index("--method") + 1]) == done
     rows = results.read_metrics(out / "metrics.csv") if done else []
     assert sorted((r["log"], r["seed"]) for r in rows) == [(log, seed) for log in range(done) for seed in range(2)]
     code = sandbox.run(["--resume", str(out), "--no-plots"], sandbox.root / f"{name}-resume.log")
