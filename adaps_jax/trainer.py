@@ -126,7 +126,7 @@ class Trainer:
 
     # ---- acting and learning -------------------------------------------------------------------
 
-    def _rollout(self, state: RunnerState) -> RolloutResult:
+    def rollout(self, state: RunnerState) -> RolloutResult:
         """`n_steps` steps of all copies; returns the rollout and the episodes completed in it."""
         num_envs, network = self.config.num_envs, self.network
 
@@ -159,10 +159,10 @@ class Trainer:
         rollout = Rollout(*steps, final_obs=state.obs.agents_view)
         return RolloutResult(state, rollout, jax.tree.map(lambda x: x.sum(0), episodes))
 
-    def _update(self, state: RunnerState) -> UpdateResult:
+    def update(self, state: RunnerState) -> UpdateResult:
         """One A2C update: a rollout, the loss, one optimiser step."""
         hparams = self.hyperparams(state)
-        state, rollout, episodes = self._rollout(state)
+        state, rollout, episodes = self.rollout(state)
         grads, info = jax.grad(a2c_loss, has_aux=True)(state.params, self.network, state.plan, rollout, self.config,
                                                        hparams)
         updates, opt_state = self.optimizer(hparams).update(grads, state.opt_state, state.params)
@@ -173,14 +173,14 @@ class Trainer:
                                                        info.value, finite))
 
     def _train_update(self, state: RunnerState) -> tuple[RunnerState, UpdateInfo]:
-        result = self._update(state)
+        result = self.update(state)
         return result.state, result.info
 
     def _pretrain_update(self, state: RunnerState) -> tuple[RunnerState, UpdateInfo]:
         """An update of the shared pretraining that also stores its sampled transitions."""
         steps_per_update = self.config.steps_per_update
         start = state.update * steps_per_update
-        state, rollout, info = self._update(state)
+        state, rollout, info = self.update(state)
 
         def stream(x: chex.Array) -> chex.Array:  # (T, E, N, ...) -> (T*E, N, ...): stream order
             return x.reshape((-1,) + x.shape[2:])

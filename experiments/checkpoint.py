@@ -16,16 +16,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import jax
-import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the run."""
 
 
-def _checkpointer() -> ocp.Checkpointer:
+def _checkpointer():
+    import orbax.checkpoint as ocp  # imported when first needed: a command line checks its input first
+
     return ocp.Checkpointer(ocp.StandardCheckpointHandler())
+
+
+def _args():
+    import orbax.checkpoint as ocp
+
+    return ocp.args
 
 
 def _sibling(directory: Path, suffix: str) -> Path:
@@ -44,13 +50,14 @@ def _checksums(state_dir: Path) -> dict[str, str]:
     return sums
 
 
-def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "") -> None:
+def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "", extra: dict | None = None) -> None:
+    """Writes `state` after `logs_done` logging points; `extra` (JSON) goes into meta.json."""
     directory = Path(directory).absolute()  # orbax needs absolute paths
     tmp, old = _sibling(directory, ".tmp"), _sibling(directory, ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _checkpointer().save(tmp / "state", args=ocp.args.StandardSave(state))
-    meta = {"logs_done": logs_done, "fingerprint": fingerprint, "sha256": _checksums(tmp / "state")}
+    _checkpointer().save(tmp / "state", args=_args().StandardSave(state))
+    meta = {**(extra or {}), "logs_done": logs_done, "fingerprint": fingerprint, "sha256": _checksums(tmp / "state")}
     (tmp / "meta.json").write_text(json.dumps(meta))
     if directory.exists():
         # `old` exists here only half-deleted by an interrupted earlier save (`directory` is complete).
@@ -86,9 +93,14 @@ def _complete(directory: Path) -> tuple[Path, dict]:
     return path, meta
 
 
+def meta(directory: Path) -> dict:
+    """The checkpoint's meta.json: `logs_done`, the fingerprint, checksums and what `save` was given."""
+    return _complete(directory)[1]
+
+
 def saved_logs(directory: Path) -> int:
     """The number of logging points the checkpoint in `directory` has done."""
-    return int(_complete(directory)[1]["logs_done"])
+    return int(meta(directory)["logs_done"])
 
 
 def _verify(path: Path, meta: dict) -> None:
@@ -117,11 +129,13 @@ def restore(directory: Path, abstract_state: Any, fingerprint: str | None = None
                               "it cannot be resumed by this run")
     _verify(path, meta)
     try:
-        args = ocp.args.StandardRestore(abstract_state) if abstract_state is not None else ocp.args.StandardRestore()
+        args = _args().StandardRestore(abstract_state) if abstract_state is not None else _args().StandardRestore()
         state = _checkpointer().restore(path / "state", args=args)
     except Exception as err:  # orbax raises many kinds; all mean the same to the user
         raise CheckpointError(f"checkpoint {path} is missing or corrupt ({type(err).__name__}: {err})".splitlines()[0]) from None
     if abstract_state is not None:
+        import jax
+
         fits = jax.tree.structure(state) == jax.tree.structure(abstract_state) and all(
             a.shape == b.shape and a.dtype == b.dtype
             for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(abstract_state))

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 import envs
-from adaps_jax.config import CLUSTER_SELECTIONS, Config, ConfigError, parse_value
+from adaps_jax.config import CLUSTER_SELECTIONS, Config, ConfigError
 from adaps_jax.diagnostics import mask_overlap_means
 from adaps_jax.identity import adjusted_rand_index
 from adaps_jax.trainer import make_train, seed_keys
@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the reports to this JSON file")
     args = parser.parse_args(argv)
     try:
-        pairs = [item.split("=", 1) for item in args.set]
-        fields = {key: parse_value(key, value) for key, value in pairs}
-        config = Config(num_seeds=args.seeds, **fields)
+        config = Config(num_seeds=args.seeds).with_overrides(args.set)
         for scenario in args.scenarios:
             envs.make(scenario)
         if args.json:  # found out now, not after minutes of computation

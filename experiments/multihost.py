@@ -21,12 +21,18 @@ interruptions, run `experiments.run --set seed=S` on each machine with a differe
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import socket
 import sys
 from pathlib import Path
 
 import jax
-from experiments.cli import OneLineArgumentParser
+
+from experiments.cli import EXIT_BAD_INPUT, EXIT_FAILED, OneLineArgumentParser, UsageError
+
+# Variables by which jax.distributed finds the job without the three process flags.
+CLUSTER_VARIABLES = ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
+JOIN_TIMEOUT_S = 120  # the other processes have this long to start
 
 # The project's modules are imported only after jax.distributed.initialize: importing jumanji
 # (under envs and adaps_jax) already starts JAX's backend, after which JAX refuses to join a job.
@@ -73,30 +79,64 @@ def train(config) -> list[dict]:
     return rows
 
 
+def check_job(args: argparse.Namespace) -> None:
+    """The process flags, checked before joining the job (a bad one would hang or fail deep in JAX)."""
+    given = [args.coordinator is not None, args.num_processes is not None, args.process_id is not None]
+    cluster = any(name in os.environ for name in CLUSTER_VARIABLES)
+    if not all(given) and (any(given) or not cluster):
+        raise UsageError("give all of --coordinator HOST:PORT, --num-processes N and --process-id I (or none of "
+                         "them under SLURM, Open MPI or Cloud TPU, whose job environment provides them)")
+    if not all(given):
+        return
+    if args.num_processes < 1 or not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id {args.process_id} is outside 0..{args.num_processes - 1} for "
+                         f"--num-processes {args.num_processes}")
+    host, sep, port = args.coordinator.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--coordinator {args.coordinator!r} is not HOST:PORT (port 1..65535)")
+    try:
+        socket.getaddrinfo(host.strip("[]"), int(port))
+    except OSError as err:
+        raise UsageError(f"--coordinator {args.coordinator}: cannot resolve host {host!r} ({err.strerror or err})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    import envs
+    args = build_parser().parse_args(argv)
     from adaps_jax.config import Config, ConfigError
+    from envs import scenarios
     from experiments import results
-    from experiments.run import parse_set
 
     try:
+        check_job(args)
         config = Config(scenario=args.scenario, method=args.method, num_seeds=args.seeds, total_steps=args.steps,
-                        num_logs=args.num_logs).replace(**parse_set(args.set))
-        config.validate(envs.make(config.scenario).num_agents)
-    except ValueError as error:  # ConfigError, a bad --set (UsageError), or an unknown scenario
-        parser.error(str(error))
+                        num_logs=args.num_logs).with_overrides(args.set)
+        config.validate(scenarios.num_agents(config.scenario))
+        out = Path(args.out)
+        if out.is_dir() or not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+            raise UsageError(f"--out {out}: cannot write a file there; choose a writable file path")
+    except (ValueError, UsageError) as error:  # ConfigError, a bad --set, an unknown scenario, bad flags
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   initialization_timeout=JOIN_TIMEOUT_S)
+    except Exception as err:  # noqa: BLE001 - JAX raises several kinds; all mean the job could not form
+        print(f"error: cannot join the job at {args.coordinator or 'the job environment'}: "
+              f"{type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         rows = train(config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if jax.process_index() == 0:
-        summary = {"config": {k: v for k, v in config.__dict__.items()}, "processes": jax.process_count(),
+        summary = {"config": config.to_dict(), "processes": jax.process_count(),
                    "devices": jax.device_count(), "chunks": rows}
-        results.write_json(Path(args.out), summary)
+        try:
+            results.write_json(out, summary)
+        except OSError as err:
+            print(f"error: cannot write --out {out}: {err.strerror or err}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"wrote {args.out}: {config.method} on {config.scenario}, {config.num_seeds} seeds over "
               f"{jax.device_count()} devices of {jax.process_count()} processes")
     jax.distributed.shutdown()

@@ -40,23 +40,26 @@ from pathlib import Path
 import numpy as np
 
 from experiments import results, stats
+from adaps_jax.methods import METHOD_TABLE, METHODS, PROPOSED
 from experiments.cli import OneLineArgumentParser
+from experiments.description import base_method, read_listing
 
 EXIT_BAD_INPUT = 2
 BANDS = ("ci", "minmax")
 TEST_COLUMN = stats.GREEDY
 INSTALL_HINT = "plots need matplotlib: pip install 'adaps-jax[plots]'"
 
-# One fixed colour and label per method, the same in every panel and figure.
-METHOD_STYLE = {
-    "adaps": ("AdaPS", "#d62728"),  # red: the paper's method stands out
-    "nops": ("NoPS", "#1f77b4"),
-    "fups": ("FuPS", "#2ca02c"),
-    "fups_id": ("FuPS+id", "#ff7f0e"),
-    "seps": ("SePS", "#9467bd"),
-    "snp_ps": ("SNP-PS", "#8c564b"),
+# One fixed colour per method, the same in every panel and figure (labels: adaps_jax.methods).
+METHOD_COLOURS = {
+    "adaps": "#d62728",  # red: the paper's method stands out
+    "nops": "#1f77b4",
+    "fups": "#2ca02c",
+    "fups_id": "#ff7f0e",
+    "seps": "#9467bd",
+    "snp_ps": "#8c564b",
 }
-_EXTRA_COLOURS = ["#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+# For the values of a sweep and anything else: colours none of the methods uses.
+_EXTRA_COLOURS = ["#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"]
 _LINESTYLES = ["-", "--", ":", "-."]
 DPI = 150
 
@@ -65,19 +68,21 @@ class PlotInputError(ValueError):
     """A folder that is not a readable results folder; reported in one line with exit code 2."""
 
 
-def method_label(method: str) -> str:
-    return METHOD_STYLE.get(method, (method, None))[0]
+def method_label(name: str) -> str:
+    """The printed label of a method or sweep variant: "AdaPS", "AdaPS[mask_threshold=0.1]"."""
+    base = base_method(name)
+    return (METHOD_TABLE[base].label if base in METHOD_TABLE else base) + name[len(base):]
 
 
-def method_colour(method: str) -> str:
-    if method in METHOD_STYLE:
-        return METHOD_STYLE[method][1]
-    return _EXTRA_COLOURS[sum(map(ord, method)) % len(_EXTRA_COLOURS)]
+def method_colour(name: str) -> str:
+    if name in METHOD_COLOURS:
+        return METHOD_COLOURS[name]
+    return _EXTRA_COLOURS[sum(map(ord, name)) % len(_EXTRA_COLOURS)]
 
 
-def _method_order(method: str) -> tuple[int, str]:
-    order = list(METHOD_STYLE)
-    return (order.index(method) if method in order else len(order), method)
+def _method_order(name: str) -> tuple[int, str]:
+    base = base_method(name)
+    return (METHODS.index(base) if base in METHODS else len(METHODS), name)
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -149,10 +154,9 @@ def read_run(folder: Path) -> Run:
         if not (folder / name).is_file():
             raise PlotInputError(f"{folder}: not a results folder (no {name})")
     try:
-        run = results.read_json(folder / "config.json")
-        scenario = str(run["scenario"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise PlotInputError(f"{folder}: config.json is unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
+        listing = read_listing(folder)
+    except ValueError as err:
+        raise PlotInputError(f"{folder}: {err}".splitlines()[0]) from None
     try:
         rows = results.read_metrics(folder / "metrics.csv")
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -161,15 +165,14 @@ def read_run(folder: Path) -> Run:
         summary = results.read_summary(folder)
     except ValueError as err:
         raise PlotInputError(f"{folder}: summary.json is unreadable ({err})".splitlines()[0]) from None
-    listed = [m for m in run.get("methods", []) if isinstance(m, str)]
+    listed = listing.methods
     seen = sorted({r["method"] for r in rows} | set(summary), key=_method_order)
     methods = [m for m in listed if m in seen] + [m for m in seen if m not in listed]
     curves = _curves(rows, methods, "return_mean")
     test_curves = _curves(rows, methods, TEST_COLUMN)
     columns = set().union(*(r.keys() for r in rows)) if rows else set()
     num_types = sum(1 for c in columns if c.startswith("return_type_"))
-    num_seeds = run.get("config", {}).get("num_seeds") if isinstance(run.get("config"), dict) else None
-    return Run(folder, scenario, num_seeds, methods, curves, summary, rows, test_curves, num_types)
+    return Run(folder, listing.scenario, listing.num_seeds, methods, curves, summary, rows, test_curves, num_types)
 
 
 def _curves(rows: list[dict], methods: list[str], column: str) -> dict[str, Curve]:
@@ -572,13 +575,13 @@ def probability_of_improvement_figure(scenarios: list[str], matrices: dict[str, 
                                       backend: str = "numpy") -> list[Path]:
     """P(AdaPS > X) on the final test return for every other method X, averaged over scenarios, with
     its 95% stratified bootstrap interval. Writes nothing without AdaPS and another method."""
-    if "adaps" not in matrices or len(matrices) < 2:
+    if PROPOSED not in matrices or len(matrices) < 2:
         return []
     items = []
     for method, x in matrices.items():
-        if method == "adaps":
+        if method == PROPOSED:
             continue
-        point, interval = stats.probability_of_improvement_interval(matrices["adaps"], x, backend=backend)
+        point, interval = stats.probability_of_improvement_interval(matrices[PROPOSED], x, backend=backend)
         items.append((method, method_label(method), point, interval))
     return _interval_figure(items, path, f"P({method_label('adaps')} > method) on the final test return",
                             f"Probability of improvement over {_scenario_text(scenarios)}, 95% bootstrap CI",
@@ -777,7 +780,7 @@ def _mask_rows(runs: list[Run]) -> list[dict]:
     for scenario, group in _group_by_scenario(runs).items():
         for run, method, label, _ in _entries(group):
             entry = run.summary.get(method)
-            table = entry.get("cluster_masks") if method == "adaps" and isinstance(entry, dict) else None
+            table = entry.get("cluster_masks") if isinstance(entry, dict) else None
             if not isinstance(table, list) or not table:
                 continue
             clusters = _per_seed_list(entry, "clusters", len(table))
@@ -802,17 +805,17 @@ def _mask_matrix(layers, folder: Path, seed: int, part: str) -> tuple[np.ndarray
     """The (K, neurons) 0/1 matrix of one network's masks (the layers side by side) and the widths."""
     what = f"cluster_masks {part}"
     if not isinstance(layers, list) or not layers or not all(isinstance(c, list) and c for c in layers):
-        raise _bad_summary(folder, "adaps", what, seed, "is not a list of clusters, each a list of layers")
+        raise _bad_summary(folder, PROPOSED, what, seed, "is not a list of clusters, each a list of layers")
     widths = [len(layer) if isinstance(layer, list) else -1 for layer in layers[0]]
     for cluster in layers:
         if [len(layer) if isinstance(layer, list) else -1 for layer in cluster] != widths or min(widths) < 1:
-            raise _bad_summary(folder, "adaps", what, seed, "has clusters with different layer widths")
+            raise _bad_summary(folder, PROPOSED, what, seed, "has clusters with different layer widths")
     try:
         matrix = np.array([[v for layer in cluster for v in layer] for cluster in layers], float)
     except (TypeError, ValueError):
-        raise _bad_summary(folder, "adaps", what, seed, "holds values other than 0/1") from None
+        raise _bad_summary(folder, PROPOSED, what, seed, "holds values other than 0/1") from None
     if not np.isin(matrix, (0.0, 1.0)).all():
-        raise _bad_summary(folder, "adaps", what, seed, "holds values other than 0/1")
+        raise _bad_summary(folder, PROPOSED, what, seed, "holds values other than 0/1")
     return matrix, widths
 
 

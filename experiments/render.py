@@ -15,40 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-import envs
 from adaps_jax.config import ConfigError
-from adaps_jax.a2c import policy_logits
-from adaps_jax.trainer import make_train, seed_keys
-from envs import render as draw
 from experiments import checkpoint, results
-from experiments.run import UsageError, _config_from_dict, abstract_state, code_version
-from experiments.cli import OneLineArgumentParser
-
-EXIT_BAD_INPUT = 2
+from experiments.cli import EXIT_BAD_INPUT, OneLineArgumentParser, UsageError, start_jax
+from experiments.description import RunDescription, base_method, code_version
 
 
-def load_run(folder: Path) -> dict:
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: no such results folder")
-    path = folder / "config.json"
-    if not path.is_file():
-        raise UsageError(f"{folder}: not a results folder (no config.json)")
-    try:
-        run = results.read_json(path)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"{folder}: config.json is unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
-    missing = [k for k in ("scenario", "methods", "config") if not isinstance(run, dict) or k not in run]
-    if missing:
-        raise UsageError(f"{folder}: config.json lacks {', '.join(missing)} (not written by experiments.run)")
-    return run
-
-
-def choose_method(folder: Path, run: dict, method: str | None) -> str:
-    methods = list(run["methods"])
+def choose_method(folder: Path, run: RunDescription, method: str | None) -> str:
+    methods = [v.name for v in run.variants()]
     if method is not None:
         if method not in methods:
             raise UsageError(f"method {method!r} is not in the run {folder}; its methods: {', '.join(methods)}")
@@ -63,9 +37,14 @@ def choose_method(folder: Path, run: dict, method: str | None) -> str:
     return finished[0]
 
 
-def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[list, list[float]]:
+def play_episode(trainer, params, plan, key, greedy: bool) -> tuple[list, list[float]]:
     """One full episode of a fresh environment copy under the policy: its states (the reset state
     first) and the team reward of each step."""
+    import jax
+    import jax.numpy as jnp
+
+    from adaps_jax.a2c import policy_logits
+
     env, network = trainer.env, trainer.network
 
     @jax.jit
@@ -82,7 +61,7 @@ def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[l
         key, act_key = jax.random.split(key)
         state, ts = step(state, act(ts.observation, act_key))
         states.append(jax.device_get(state))
-        team_rewards.append(float(np.sum(ts.reward)))
+        team_rewards.append(float(jnp.sum(ts.reward)))
         if bool(ts.last()):
             break
     return states, team_rewards
@@ -91,28 +70,39 @@ def play_episode(trainer, params, plan, key: jax.Array, greedy: bool) -> tuple[l
 def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | None = None, greedy: bool = False,
            episode_seed: int = 0) -> tuple[Path, float, str, int]:
     """Writes the GIF; returns its path, the team return, the method and the episode length."""
-    run = load_run(folder)
-    method = choose_method(folder, run, method)
-    if run.get("code_version") != code_version():
-        print(f"warning: {folder} was written by code version {run.get('code_version')}, this is {code_version()}",
+    run = RunDescription.load(folder)
+    name = choose_method(folder, run, method)
+    if out is not None and (out.suffix.lower() != ".gif" or out.is_dir()):
+        raise UsageError(f"--out {out} must be a .gif file path (not a folder or another format)")
+    if run.code_version != code_version():
+        print(f"warning: {folder} was written by code version {run.code_version}, this is {code_version()}",
               file=sys.stderr)
-    config = _config_from_dict(run["config"]).replace(method=method)
+    variants = run.method_variants(base_method(name))
+    index = [v.name for v in variants].index(name)
+    config = run.config_of(variants[index])
     if not 0 <= seed < config.num_seeds:
         raise UsageError(f"--seed {seed} is out of range; the run has seeds 0..{config.num_seeds - 1}")
-    try:
-        env = envs.make(run["scenario"])
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    start_jax()
+    import jax
+
+    import envs
+    from adaps_jax.trainer import make_train
+    from envs import render as draw
+    from experiments.training import abstract_state, variant_hparams, variant_keys
+
+    env = envs.make(run.scenario)
     trainer = make_train(config, env)
-    ckpt_dir = folder / "checkpoints" / method
+    ckpt_dir = folder / "checkpoints" / variants[index].method
     if not checkpoint.exists(ckpt_dir):
-        raise checkpoint.CheckpointError(f"no checkpoint of {method} in {folder} (expected {ckpt_dir})")
-    keys = seed_keys(config.seed, config.num_seeds)
-    logs_done = checkpoint.saved_logs(ckpt_dir)
-    shapes = abstract_state(trainer, jax.vmap(trainer.init), keys, logs_done)
+        raise checkpoint.CheckpointError(f"no checkpoint of {name} in {folder} (expected {ckpt_dir})")
+    keys = variant_keys(config.seed, config.num_seeds, len(variants))
+    hparams = variant_hparams(run.config, variants, config.num_seeds, keys)
+    shapes = abstract_state(trainer, keys, checkpoint.saved_logs(ckpt_dir), hparams)
     state, _ = checkpoint.restore(ckpt_dir, shapes)
-    params = jax.tree.map(lambda x: x[seed], state.params)
-    plan = jax.tree.map(lambda x: x[seed], state.plan)
+    row = index * config.num_seeds + seed
+    params = jax.tree.map(lambda x: x[row], state.params)
+    plan = jax.tree.map(lambda x: x[row], state.plan)
+    method = name
     key = jax.random.fold_in(jax.random.PRNGKey(episode_seed), seed)
     states, team_rewards = play_episode(trainer, params, plan, key, greedy)
     mode = "greedy" if greedy else "sampled"
@@ -121,7 +111,7 @@ def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | N
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"cannot write to {out.parent}: {err.strerror or err}") from None
-    frames = draw.episode_frames(env, states, team_rewards, f"{run['scenario']} · {method} (seed {seed}, {mode} actions)")
+    frames = draw.episode_frames(env, states, team_rewards, f"{run.scenario} · {method} (seed {seed}, {mode} actions)")
     path = draw.save_gif(frames, out)
     return path, float(sum(team_rewards)), method, len(states) - 1
 

@@ -16,6 +16,7 @@ import math
 import sys
 from pathlib import Path
 
+from adaps_jax.methods import PROPOSED
 from experiments import results, stats
 from experiments.plot import PlotInputError, Run, _method_order, method_label, read_run
 from experiments.cli import OneLineArgumentParser
@@ -119,20 +120,20 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
             rows.append((method_label(m), cells))
         lines += _table(title, note, columns, rows)
 
-    baselines = [m for m in methods if m != "adaps"]
-    if any("adaps" in r.methods for r in runs) and baselines:
+    baselines = [m for m in methods if m != PROPOSED]
+    if any(PROPOSED in r.methods for r in runs) and baselines:
         rows = []
         for b in baselines:
             cells = []
             for run in runs:
-                if "adaps" in run.methods and b in run.methods and run.has_eval:
-                    pair = stats.probability_of_improvement_table(run.rows, ["adaps", b], backend=backend)["adaps"][b]
+                if PROPOSED in run.methods and b in run.methods and run.has_eval:
+                    pair = stats.probability_of_improvement_table(run.rows, [PROPOSED, b], backend=backend)[PROPOSED][b]
                     cells.append(_interval_text(pair["p"], pair["ci95"], 2))
                 else:
                     cells.append(DASH)
             rows.append((method_label(b), cells))
-        lines += _table(f"Probability of improvement of {method_label('adaps')}",
-                        f"P({method_label('adaps')} > baseline) on the final greedy test return, per scenario: the "
+        lines += _table(f"Probability of improvement of {method_label(PROPOSED)}",
+                        f"P({method_label(PROPOSED)} > baseline) on the final greedy test return, per scenario: the "
                         "chance that a random seed of AdaPS beats a random seed of the baseline (ties count half) "
                         "[95% stratified bootstrap interval].", columns, rows, head="baseline")
 

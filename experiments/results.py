@@ -26,6 +26,9 @@ METRIC_FIELDS = ["method", "seed", "log", "env_steps", "wall_seconds", "episodes
                  "entropy", "actor_loss", "value_loss", "eval_return_greedy", "eval_return_sampled"]
 
 
+REQUIRED_FIELDS = ["method", "seed", "log", "env_steps"]  # without them rows mean nothing
+
+
 def type_columns(num_types: int) -> list[str]:
     """The per-agent-type columns of metrics.csv: training return, then greedy and sampled test return."""
     return [f"{prefix}_type_{t}" for prefix in ("return", "eval_return_greedy", "eval_return_sampled")
@@ -79,8 +82,9 @@ def metric_value(x: float) -> float:
     return float(f"{float(x):.8g}")
 
 
-def write_metrics(path: Path, rows: list[dict], type_columns: Iterable[str]) -> None:
-    fields = METRIC_FIELDS + list(type_columns)
+def write_metrics(path: Path, rows: list[dict], type_columns: Iterable[str], sweep: Iterable[str] = ()) -> None:
+    """All rows, atomically; `sweep`: the swept fields, a column each (their values in each row)."""
+    fields = METRIC_FIELDS + list(type_columns) + list(sweep)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -100,7 +104,11 @@ def read_metrics(path: Path) -> list[dict]:
     if not Path(path).exists():
         return []
     with open(path) as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        missing = [c for c in REQUIRED_FIELDS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
     parsed = []
     for row in rows:
         out: dict[str, Any] = {}

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import pytest
 
 from adaps_jax.trainer import make_train, seed_keys
-from experiments import checkpoint, results
+from experiments import checkpoint, folder, results
 from experiments import run as run_module
+from experiments.description import RunDescription, code_version
 
 TINY = ["--env", "bps", "--method", "fups", "--seeds", "2", "--num-envs", "2", "--steps", "1600",
         "--set", "hidden_sizes=16", "--set", "num_logs=8", "--no-plots"]
@@ -150,8 +151,8 @@ def run_folder(tmp_path) -> Path:
     out = tmp_path / "existing"
     args = run_module.build_parser().parse_args([*TINY, "--out", str(out)])
     run = run_module.resolve_run(args)
-    run_module.make_folder(out)
-    run_module.prepare_folder(run)
+    folder.make_folder(out)
+    folder.prepare_folder(run)
     rows = [{"method": "fups", "seed": s, "log": log, "env_steps": 200 * (log + 1), "wall_seconds": 1.0,
              "episodes": 4, "return_mean": -100.0 + log, "entropy": 1.6, "actor_loss": 0.1, "value_loss": 2.0}
             for log in range(3) for s in range(2)]
@@ -197,7 +198,7 @@ def test_resume_of_other_code_version(run_folder, capsys):
     results.write_json(run_folder / "config.json", {**run, "code_version": "0123456789abcdef"})
     before = snapshot(run_folder)
     line = fail(["--resume", run_folder], capsys)
-    assert "code version 0123456789abcdef" in line and run_module.code_version() in line
+    assert "code version 0123456789abcdef" in line and code_version() in line
     assert snapshot(run_folder) == before
 
 
@@ -237,7 +238,7 @@ def test_resume_with_missing_checkpoint(run_folder, capsys):
 def test_resume_with_corrupt_checkpoint(run_folder, damage, words, capsys):
     ckpt = run_folder / "checkpoints" / "fups"
     (ckpt / "state").mkdir(parents=True)
-    meta = {"logs_done": 3, "fingerprint": run_module.fingerprint(results.read_json(run_folder / "config.json"), "fups")}
+    meta = {"logs_done": 3, "fingerprint": RunDescription.load(run_folder).fingerprint("fups")}
     if damage == "meta":
         (ckpt / "meta.json").write_text("{\"logs_do")
     else:
@@ -256,11 +257,11 @@ def test_resume_with_missing_metrics_rows(run_folder, capsys):
     rows = [r for r in results.read_metrics(run_folder / "metrics.csv") if r["log"] < 2]
     results.write_metrics(run_folder / "metrics.csv", rows, [])
     # A checkpoint of the right shapes (zeros) that has done 3 logging points.
-    run = results.read_json(run_folder / "config.json")
-    trainer = make_train(run_module._config_from_dict(run["config"]))
+    run = RunDescription.load(run_folder)
+    trainer = make_train(run.config)
     abstract = jax.eval_shape(jax.vmap(trainer.init), seed_keys(0, 2))
     state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), abstract)
-    checkpoint.save(run_folder / "checkpoints" / "fups", state, 3, run_module.fingerprint(run, "fups"))
+    checkpoint.save(run_folder / "checkpoints" / "fups", state, 3, run.fingerprint("fups"))
     before = snapshot(run_folder)
     line = fail(["--resume", run_folder], capsys)
     assert "metrics.csv lacks 2 rows of fups" in line and "(0, 2)" in line

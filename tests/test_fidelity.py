@@ -212,6 +212,6 @@ def test_lbf_policy_takes_invalid_actions_by_default():
                     total_steps=400, eval_episodes=0)
     trainer = make_train(config)
     state = trainer.init(jax.random.PRNGKey(0))
-    _, rollout, _ = trainer._rollout(state)
+    _, rollout, _ = trainer.rollout(state)
     chosen_valid = jnp.take_along_axis(rollout.action_mask, rollout.action[..., None], -1)
     assert not bool(chosen_valid.all())

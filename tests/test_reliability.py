@@ -24,8 +24,12 @@ import pytest
 
 from adaps_jax import trainer as trainer_module
 from adaps_jax.trainer import ChunkMetrics
-from experiments import checkpoint, results
+import envs
+from adaps_jax.config import Config, ConfigError
+from experiments import checkpoint, results, training
 from experiments import run as run_module
+from experiments.console import describe
+from experiments.description import Variant
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM_LOGS = 10
@@ -92,7 +96,7 @@ def _metrics_without_wall_time(folder: Path) -> list[str]:
 
 def _summary_without_wall_time(folder: Path) -> dict:
     summary = json.loads((folder / "summary.json").read_text())
-    return {method: {k: v for k, v in entry.items() if k != "wall_seconds"} for method, entry in summary.items()}
+    return {method: {k: v for k, v in entry.items() if k not in ("wall_seconds", "compile_seconds")} for method, entry in summary.items()}
 
 
 def _final_checkpoint(folder: Path, method: str):
@@ -189,14 +193,14 @@ def _error_lines(err: str) -> list[str]:
 
 def test_nan_reward_stops_with_one_line_keeping_last_good_chunk(tmp_path, monkeypatch, capsys):
     """Rewards turn NaN from update 45 on (in logging point 2, updates 40..59): the run stops there."""
-    original = trainer_module.Trainer._rollout
+    original = trainer_module.Trainer.rollout
 
     def poisoned(self, state):
         state_after, rollout, episodes = original(self, state)
         reward = jax.numpy.where(state.update >= 45, jax.numpy.nan, rollout.reward)
         return state_after, rollout._replace(reward=reward), episodes
 
-    monkeypatch.setattr(trainer_module.Trainer, "_rollout", poisoned)
+    monkeypatch.setattr(trainer_module.Trainer, "rollout", poisoned)
     out = tmp_path / "run"
     code = _main([*FUPS, "--out", str(out)])
     err = capsys.readouterr().err
@@ -232,32 +236,33 @@ def test_huge_learning_rate_stops_at_once_keeping_the_initial_checkpoint(tmp_pat
 def test_nonfinite_parameters_are_caught_even_with_finite_losses():
     metrics = ChunkMetrics(*(np.zeros(2) for _ in range(6)), first_nonfinite_update=np.array([-1, -1]),
                            evaluation=None)
-    with pytest.raises(run_module.NonFiniteError, match=r"non-finite parameters or identity vectors in method nops, seed 1, update 39 "
-                                                         r"\(logging point 1\)"):
-        run_module._raise_if_nonfinite(metrics, np.array([True, False]), "nops", 1,
-                                       run_module.Config(num_logs=2, total_steps=400, num_envs=2), Path("ckpt"))
-    run_module._raise_if_nonfinite(metrics, np.array([True, True]), "nops", 1, run_module.Config(), Path("ckpt"))
+    nops = [Variant("nops", "nops", {})]
+    with pytest.raises(training.NonFiniteError, match=r"non-finite parameters or identity vectors in method nops, seed 1, update 39 "
+                                                       r"\(logging point 1\)"):
+        training.raise_if_nonfinite(metrics, np.array([True, False]), nops, 2, 1,
+                                    Config(num_logs=2, total_steps=400, num_envs=2), Path("ckpt"))
+    training.raise_if_nonfinite(metrics, np.array([True, True]), nops, 2, 1, Config(), Path("ckpt"))
 
 
 def test_summary_never_averages_a_missing_return():
     """A seed whose every logging point closed no episode is None in per_seed and left out of the mean."""
-    config = run_module.Config(scenario="bps-4a-2c", method="fups", num_seeds=2, num_envs=2, hidden_sizes=(8,),
-                               num_logs=2, total_steps=40)
-    env = run_module.envs.make(config.scenario)
+    config = Config(scenario="bps-4a-2c", method="fups", num_seeds=2, num_envs=2, hidden_sizes=(8,),
+                    num_logs=2, total_steps=40)
+    env = envs.make(config.scenario)
     trainer = trainer_module.make_train(config, env)
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 2))
     rows = [{"method": "fups", "seed": s, "log": log, "return_mean": v}
             for s, values in enumerate([[-3.0, math.nan], [math.nan, math.nan]]) for log, v in enumerate(values)]
-    entry = run_module.summarise(trainer, env, config, state, rows, 1.0)
+    entry = training.summarise(trainer, state, rows, "fups", 1.0, 0.0)
     assert entry["train_return_per_seed"] == [-3.0, None]
     assert entry["train_return_mean"] == entry["train_return_min"] == entry["train_return_max"] == -3.0
     assert entry["train_return_seeds"] == 1
-    assert "over 1 of 2 seeds" in run_module._describe("fups", entry)
+    assert "over 1 of 2 seeds" in describe("fups", entry)
     json.loads(json.dumps(entry, allow_nan=False))  # no NaN anywhere
     rows = [{**r, "return_mean": math.nan} for r in rows]
-    entry = run_module.summarise(trainer, env, config, state, rows, 1.0)
+    entry = training.summarise(trainer, state, rows, "fups", 1.0, 0.0)
     assert entry["train_return_per_seed"] == [None, None] and entry["train_return_mean"] is None
-    assert "no episode finished" in run_module._describe("fups", entry)
+    assert "no episode finished" in describe("fups", entry)
     with pytest.raises(ValueError):
         results.write_json(Path("unused.json"), {"x": math.nan})  # refused before any file is opened
 
@@ -329,8 +334,8 @@ def test_a_diverged_identity_phase_stops_the_run_instead_of_training_as_fups(tmp
 
 
 def test_seeds_beyond_32_bits_are_refused():
-    with pytest.raises(run_module.ConfigError, match=r"seed=4294967296 is outside 0\.\.4294967295"):
-        run_module.Config(seed=2**32).validate()
+    with pytest.raises(ConfigError, match=r"seed=4294967296 is outside 0\.\.4294967295"):
+        Config(seed=2**32).validate()
 
 
 def test_two_different_runs_started_into_one_new_folder_at_once(sandbox):

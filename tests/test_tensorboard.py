@@ -5,7 +5,8 @@ import struct
 
 import pytest
 
-from experiments import run as run_module
+from experiments import console
+from experiments.cli import UsageError
 
 
 def _row(seed, steps, wall, ret, greedy, types=2):
@@ -39,12 +40,12 @@ class FakeSummaryWriter:
 @pytest.fixture
 def fake(monkeypatch):
     FakeSummaryWriter.made = []
-    monkeypatch.setattr(run_module, "_summary_writer_class", lambda: FakeSummaryWriter)
+    monkeypatch.setattr(console, "summary_writer_class", lambda: FakeSummaryWriter)
     return FakeSummaryWriter
 
 
 def test_every_metric_per_seed_and_mean(tmp_path, fake):
-    writer = run_module._tensorboard(tmp_path)
+    writer = console.tensorboard_writer(tmp_path)
     rows = [_row(0, 1000, 10.0, -50.0, -40.0), _row(1, 1000, 10.0, math.nan, -20.0)]
     writer.log("adaps", 1000, rows)
     (made,) = fake.made
@@ -71,7 +72,7 @@ def test_every_metric_per_seed_and_mean(tmp_path, fake):
 
 
 def test_rate_between_logging_points_per_method(tmp_path, fake):
-    writer = run_module._tensorboard(tmp_path)
+    writer = console.tensorboard_writer(tmp_path)
     writer.log("fups", 1000, [_row(0, 1000, 4.0, -1.0, -1.0)])
     writer.log("nops", 1000, [_row(0, 1000, 9.0, -1.0, -1.0)])
     writer.log("fups", 3000, [_row(0, 3000, 8.0, -1.0, -1.0)])
@@ -100,7 +101,7 @@ def _read_events(folder):
 
 def test_real_event_file(tmp_path):
     pytest.importorskip("tensorboardX")
-    writer = run_module._tensorboard(tmp_path)
+    writer = console.tensorboard_writer(tmp_path)
     writer.log("seps", 500, [_row(0, 500, 2.0, -7.0, -6.0, types=1), _row(1, 500, 2.0, -9.0, -8.0, types=1)])
     writer.close()
     scalars = {tag: (value, step) for tag, value, step in _read_events(tmp_path / "tensorboard")}
@@ -121,5 +122,5 @@ def test_missing_tensorboardx_is_a_usage_error(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", refuse)
-    with pytest.raises(run_module.UsageError, match=r"pip install 'adaps-jax\[logging\]'"):
-        run_module._summary_writer_class()
+    with pytest.raises(UsageError, match=r"pip install 'adaps-jax\[logging\]'"):
+        console.summary_writer_class()
