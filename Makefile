@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: run test test-slow bench bench-envs clean
+.PHONY: run test test-slow bench bench-gpu bench-envs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench-envs: $(STAMP_TEST)
 ## make bench: environment and training benchmarks (bench/results.{json,md}, docs/BENCHMARKS.md; about 18 min)
 bench: $(STAMP_TEST)
 	$(PY) -m experiments.bench $(ARGS)
+
+## make bench-gpu: the GPU check (bench/gpu.sh; under 8 minutes on one H100/H200-class GPU)
+bench-gpu: $(STAMP_TEST)
+	PYTHON=$(PY) bench/gpu.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -56,7 +56,12 @@ def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "", ext
     tmp, old = _sibling(directory, ".tmp"), _sibling(directory, ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _checkpointer().save(tmp / "state", args=_args().StandardSave(state))
+    try:
+        _checkpointer().save(tmp / "state", args=_args().StandardSave(state))
+    except OSError:
+        raise
+    except Exception as err:  # orbax wraps a full disk or a failed write in other kinds (ValueError, ...)
+        raise OSError(f"writing checkpoint {tmp} failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
     meta = {**(extra or {}), "logs_done": logs_done, "fingerprint": fingerprint, "sha256": _checksums(tmp / "state")}
     (tmp / "meta.json").write_text(json.dumps(meta))
     if directory.exists():
@@ -113,7 +118,7 @@ def _verify(path: Path, meta: dict) -> None:
     for name, digest in expected.items():
         if found.get(name) != digest:
             what = "is missing" if name not in found else "differs from what was written (checksum mismatch)"
-            raise CheckpointError(f"checkpoint {path} is corrupt: state/{name} {what}; delete the checkpoint "
+            raise CheckpointError(f"checkpoint {path} is missing or corrupt: state/{name} {what}; delete the checkpoint "
                                   "to restart that method, or restore it from a copy")
 
 

@@ -165,6 +165,10 @@ def read_run(folder: Path) -> Run:
         summary = results.read_summary(folder)
     except ValueError as err:
         raise PlotInputError(f"{folder}: summary.json is unreadable ({err})".splitlines()[0]) from None
+    try:
+        results.check_summary(summary)
+    except ValueError as err:
+        raise PlotInputError(f"{folder}: summary.json: {err}".splitlines()[0]) from None
     listed = listing.methods
     seen = sorted({r["method"] for r in rows} | set(summary), key=_method_order)
     methods = [m for m in listed if m in seen] + [m for m in seen if m not in listed]

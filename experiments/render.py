@@ -70,10 +70,10 @@ def play_episode(trainer, params, plan, key, greedy: bool) -> tuple[list, list[f
 def render(folder: Path, method: str | None = None, seed: int = 0, out: Path | None = None, greedy: bool = False,
            episode_seed: int = 0) -> tuple[Path, float, str, int]:
     """Writes the GIF; returns its path, the team return, the method and the episode length."""
-    run = RunDescription.load(folder)
-    name = choose_method(folder, run, method)
     if out is not None and (out.suffix.lower() != ".gif" or out.is_dir()):
         raise UsageError(f"--out {out} must be a .gif file path (not a folder or another format)")
+    run = RunDescription.load(folder)
+    name = choose_method(folder, run, method)
     if run.code_version != code_version():
         print(f"warning: {folder} was written by code version {run.code_version}, this is {code_version()}",
               file=sys.stderr)

@@ -71,6 +71,34 @@ def read_summary(folder: Path) -> dict:
     return summary
 
 
+# The types of summary.json's fields that readers format (None is allowed for each: a missing number).
+SUMMARY_NUMBERS = ("final_return_mean", "final_return_iqm", "final_return_min", "final_return_max",
+                   "train_return_mean", "train_return_min", "train_return_max", "env_steps", "params",
+                   "relative_size", "policy_diversity_mean", "wall_seconds", "auc_return_iqm")
+SUMMARY_NUMBER_LISTS = ("num_clusters", "cluster_ari", "policy_diversity", "train_return_per_seed",
+                        "mask_overlap_mean", "params_per_seed")
+
+
+def check_summary(summary: dict) -> None:
+    """ValueError (one line, naming the entry and field) for a summary.json value of the wrong type."""
+    def number(x) -> bool:
+        return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+    for name, entry in summary.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{name}: must be an object of results, got {type(entry).__name__}")
+        for key in SUMMARY_NUMBERS:
+            if not number(entry.get(key)):
+                raise ValueError(f"{name}: {key} must be a number, got {entry[key]!r}")
+        for key in SUMMARY_NUMBER_LISTS:
+            value = entry.get(key)
+            if value is not None and not (isinstance(value, list) and all(number(v) for v in value)):
+                raise ValueError(f"{name}: {key} must be a list of numbers, got {value!r}")
+        interval = entry.get("final_return_ci95")
+        if interval is not None and not (isinstance(interval, list) and len(interval) == 2 and all(map(number, interval))):
+            raise ValueError(f"{name}: final_return_ci95 must be [low, high], got {interval!r}")
+
+
 def _jsonable(x: Any) -> Any:
     if hasattr(x, "tolist"):
         return x.tolist()

@@ -222,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
 
                     prepare_folder(run.replace(environment=environment_record()))
                 writer = tensorboard_writer(out) if run.tensorboard else None
-                return execute(run, out, stop, writer, not args.no_plots, started)
+                code = execute(run, out, stop, writer, not args.no_plots, started)
+                if created and code == EXIT_FAILED and [p.name for p in out.iterdir()] == ["config.json"]:
+                    (out / "config.json").unlink()  # refused before anything ran (too little memory)
+                    remove_if_empty(out)
+                return code
         except (UsageError, ConfigError, CheckpointError) as err:
             if created and out is not None:
                 remove_if_empty(out)  # a run that never started leaves no folder behind

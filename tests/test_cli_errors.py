@@ -74,6 +74,10 @@ NEW_RUN_ERRORS = {
     "huge BPS": (["--scenario", "bps-99999999999999999999a-1c"], ["agents must be at most 100000", "99999999999999999999"]),
     "huge LBF grid": (["--scenario", "lbf-100000x100000-2p-1f"], ["grid rows must be at most 1024", "100000"]),
     "seed beyond 32 bits": ([*TINY, "--set", "seed=4294967296"], ["seed=4294967296", "0..4294967295"]),
+    "seed 1e30": ([*TINY, "--set", "seed=1e30"], ["seed=1000000000000000019884624838656", "0..4294967295"]),
+    "absurd widths": ([*TINY, "--set", "hidden_sizes=100000000"], ["hidden_sizes=100000000", "1..65536 neurons"]),
+    "int beyond int32": ([*TINY, "--set", "eval_episodes=99999999999"], ["eval_episodes=99999999999", "2147483647"]),
+    "sweep of a shape": ([*TINY, "--sweep", "hidden_sizes=8,16"], ["hidden_sizes", "learning_rate"]),
 }
 
 
@@ -102,6 +106,20 @@ def test_corrupt_config_file(content, words, tmp_path, capsys):
     for word in words:
         assert word in line
     assert not (tmp_path / "run").exists()
+
+
+def test_oversized_integer_in_config_file(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text("{\"seed\": 1000000000000000000000000000000, \"eval_episodes\": 10}")
+    line = fail([*TINY, "--config", path, "--out", tmp_path / "run"], capsys)
+    assert "seed=1000000000000000000000000000000" in line and "0..4294967295" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_name_too_long(tmp_path, capsys):
+    line = fail([*TINY, "--out", tmp_path / ("x" * 300)], capsys)
+    assert "300 bytes" in line and "at most 255" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_config_file(tmp_path, capsys):
