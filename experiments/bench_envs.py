@@ -33,10 +33,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jumanji.types import StepType
+if __name__ == "__main__":  # as a command line: the CPU set-up before jumanji starts JAX's backend
+    from adaps_jax.runtime import configure_cpu
+
+    configure_cpu()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jumanji.types import StepType  # noqa: E402
 from experiments.cli import OneLineArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,18 +14,20 @@ import json
 import sys
 import time
 
-import jax
-import numpy as np
-
-import envs
 from adaps_jax.config import CLUSTER_SELECTIONS, Config, ConfigError
-from adaps_jax.diagnostics import mask_overlap_means
-from adaps_jax.identity import adjusted_rand_index
-from adaps_jax.trainer import make_train, seed_keys
-from experiments.cli import OneLineArgumentParser
+from envs import scenarios
+from experiments.cli import OneLineArgumentParser, start_jax
 
 
 def identity_report(scenario: str, config: Config) -> dict:
+    import jax
+    import numpy as np
+
+    import envs
+    from adaps_jax.diagnostics import mask_overlap_means
+    from adaps_jax.identity import adjusted_rand_index
+    from adaps_jax.trainer import make_train, seed_keys
+
     env = envs.make(scenario)
     # Pretraining as one chunk without evaluation: only the identity phase's own work is timed.
     config = config.replace(scenario=scenario, method="adaps", num_logs=2, eval_episodes=0,
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = Config(num_seeds=args.seeds).with_overrides(args.set)
         for scenario in args.scenarios:
-            envs.make(scenario)
+            scenarios.parse(scenario)
         if args.json:  # found out now, not after minutes of computation
             with open(args.json, "a"):
                 pass
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
+    start_jax()
     reports = []
     for scenario in args.scenarios:
         r = identity_report(scenario, config)

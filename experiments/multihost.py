@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, UsageError) as error:  # ConfigError, a bad --set, an unknown scenario, bad flags
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from adaps_jax.runtime import configure_cpu
+
+    configure_cpu()  # XLA flags only: the backend starts inside initialize
     try:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
                                    initialization_timeout=JOIN_TIMEOUT_S)
