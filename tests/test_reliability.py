@@ -168,6 +168,23 @@ def test_same_config_and_seed_same_metrics_other_seed_differs(sandbox, fups_refe
     assert [r["return_mean"] for r in rows if r["seed"] == 0] != [r["return_mean"] for r in rows if r["seed"] == 1]
 
 
+def test_a_flipped_byte_in_a_checkpoint_is_refused(fups_reference, tmp_path):
+    """Every file of a checkpoint is checked against the SHA-256 written with it: one flipped bit
+    anywhere in the saved state is a corrupt checkpoint, never restored (the command line turns
+    CheckpointError into one line and exit 2: tests/test_cli_errors.py)."""
+    source = fups_reference / "checkpoints" / "fups"
+    state_files = sorted(p.relative_to(source) for p in (source / "state").rglob("*") if p.is_file())
+    checkpoint.restore(source, None)  # intact: restores
+    for index in (0, len(state_files) // 2, len(state_files) - 1):
+        copy = tmp_path / f"flipped-{index}"
+        shutil.copytree(source, copy)
+        data = bytearray((copy / state_files[index]).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (copy / state_files[index]).write_bytes(bytes(data))
+        with pytest.raises(checkpoint.CheckpointError, match="checksum mismatch"):
+            checkpoint.restore(copy, None)
+
+
 def test_rerunning_a_finished_run_changes_nothing(sandbox, fups_reference, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(fups_reference, folder)

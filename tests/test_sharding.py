@@ -70,7 +70,7 @@ def _run(method: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["nops", "adaps"])
+@pytest.mark.parametrize("method", ["nops", pytest.param("adaps", marks=pytest.mark.slow)])
 def test_sharded_seeds_match_one_device_and_the_state_is_split(method):
     r = _run(method)
     assert r["devices"] == 4 and r["keys_devices"] == 4

@@ -30,13 +30,14 @@ def test_fups_chunk_bookkeeping_is_exact():
     assert np.all(m.return_sum < 0)  # BPS rewards are negative distances
 
 
-@pytest.mark.parametrize("method", ["fups_id", "snp_ps", "seps"])
+@pytest.mark.parametrize("method", ["fups_id", "snp_ps", pytest.param("seps", marks=pytest.mark.slow)])
 def test_every_method_trains_finitely(method):
     _, state, m = _run(method, pretrain_steps=200, total_steps=400, vae_epochs=2, num_clusters=3, eval_episodes=2)
     np.testing.assert_array_equal(m.first_nonfinite_update, -1)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 
 
+@pytest.mark.slow  # minutes of CPU; the identity phase's parts are tested fast in test_identity and test_fidelity
 def test_adaps_identity_phase_recovers_the_bps_colours():
     trainer, state, m = _run("adaps", pretrain_steps=10_000, num_envs=8, total_steps=10_000 + 8 * 5 * 2,
                              eval_episodes=0, identity_samples=15 * 2000)
