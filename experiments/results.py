@@ -87,6 +87,11 @@ def check_summary(summary: dict) -> None:
     for name, entry in summary.items():
         if not isinstance(entry, dict):
             raise ValueError(f"{name}: must be an object of results, got {type(entry).__name__}")
+        interval = entry.get("final_return_ci95")
+        if not number(entry.get("final_return_iqm")) or (interval is not None and not (
+                isinstance(interval, list) and len(interval) == 2 and all(map(number, interval)))):
+            raise ValueError(f"{name}: final_return_iqm must be a number and final_return_ci95 [low, high], got "
+                             f"{entry.get('final_return_iqm')!r} and {interval!r}")
         for key in SUMMARY_NUMBERS:
             if not number(entry.get(key)):
                 raise ValueError(f"{name}: {key} must be a number, got {entry[key]!r}")
@@ -94,9 +99,6 @@ def check_summary(summary: dict) -> None:
             value = entry.get(key)
             if value is not None and not (isinstance(value, list) and all(number(v) for v in value)):
                 raise ValueError(f"{name}: {key} must be a list of numbers, got {value!r}")
-        interval = entry.get("final_return_ci95")
-        if interval is not None and not (isinstance(interval, list) and len(interval) == 2 and all(map(number, interval))):
-            raise ValueError(f"{name}: final_return_ci95 must be [low, high], got {interval!r}")
 
 
 def _jsonable(x: Any) -> Any:

@@ -309,3 +309,34 @@ def test_same_command_again_continues_the_run_and_keeps_its_results(run_folder, 
     err = capsys.readouterr().err
     assert "already holds this run: continuing it" in err and "fups: already finished, skipped" in err
     assert snapshot(run_folder) == before
+
+
+def test_a_run_beyond_the_machines_memory_is_refused_before_it_runs(tmp_path, capsys):
+    """XLA's memory analysis of the compiled programs against the available memory: exit 1, one
+    line with the estimate, and no folder left behind (the run never started)."""
+    out = tmp_path / "huge"
+    code = run_module.main(["--scenario", "lbf-8x8-3p-2f", "--method", "fups", "--seeds", "4096", "--num-envs",
+                            "65536", "--steps", "400000000", "--no-plots", "--out", str(out)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert lines[-1].startswith("error: initialisation needs about") and "GiB" in lines[-1] and "free" in lines[-1]
+    assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
+    assert not out.exists()
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    """orbax reports a full disk as other exceptions than OSError (a ValueError among them): the
+    run stops with one line naming the failed write and how to resume, exit 1."""
+    from experiments import checkpoint as checkpoint_module
+
+    class FullDisk:
+        def save(self, *args, **kwargs):
+            raise ValueError("[Errno 28] No space left on device\nand 400 more lines")
+
+    monkeypatch.setattr(checkpoint_module, "_checkpointer", lambda: FullDisk())
+    out = tmp_path / "run"
+    code = run_module.main([*TINY, "--out", str(out)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1
+    assert "writing checkpoint" in errors[0] and "No space left on device" in errors[0] and "--resume" in errors[0]
+    assert (out / "config.json").exists()  # the run had started: its folder stays, to be resumed
