@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -134,6 +135,9 @@ class Compiled:
             return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
         progress.note("compiling (XLA; a cache on disk makes the next run of this config start at once)")
+        # The chunk that ends the pretraining drops the pretraining sample, so XLA cannot reuse those
+        # donated buffers; its warning says nothing the user can act on.
+        warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
         started = time.time()
         self.init = None
         if logs_done == 0:
