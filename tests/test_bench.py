@@ -49,6 +49,7 @@ def test_bench_config_sizes_one_chunk_to_the_requested_env_steps():
     assert harness.bench_config("lbf-10x10-6p-3f", "fups", 8, 4, 24_000, TINY).num_logs == 1
 
 
+@pytest.mark.slow  # compiles a training case
 def test_training_case_runs_real_chunks_and_counts_env_steps():
     config = harness.bench_config("lbf-10x10-6p-3f", "snp_ps", 2, 2, 40, TINY)
     case = harness.training_case(config)
@@ -61,6 +62,7 @@ def test_training_case_runs_real_chunks_and_counts_env_steps():
     assert r["params"] == diagnostics.parameters_per_set(network) == 12_359
 
 
+@pytest.mark.slow  # compiles the jumanji baseline
 def test_jumanji_baseline_trains_with_finite_losses():
     case = baseline.jumanji_case(num_envs=2, num_seeds=2, chunk_env_steps=40)
     assert case.env_steps_per_chunk == 40 and case.num_agents == 6

@@ -462,7 +462,8 @@ def _play(env: ColouredWarehouse, copies: int, steps: int, seed: int):
     return rollout(jax.random.split(jax.random.PRNGKey(seed), copies))
 
 
-@pytest.mark.parametrize("name", ["crware-2c-tiny-4ag", "crware-2c-tiny-4ag-perm", "crware-4c-large-64ag"])
+@pytest.mark.parametrize("name", ["crware-2c-tiny-4ag", pytest.param("crware-2c-tiny-4ag-perm", marks=pytest.mark.slow),
+                                  pytest.param("crware-4c-large-64ag", marks=pytest.mark.slow)])
 def test_step_observation_is_the_observation_of_the_new_state(name):
     """The step builds its observation from the shelves before the move (plus the ones on the
     robots); it must equal the observation of the state it returns."""
@@ -471,6 +472,7 @@ def test_step_observation_is_the_observation_of_the_new_state(name):
     np.testing.assert_array_equal(timestep.observation.agents_view, observed)
 
 
+@pytest.mark.slow  # three compilations of the dense scenario
 def test_lookup_strategies_agree(monkeypatch):
     """Small look-ups compare every query with every key, big ones go through a scattered table
     (COMPARE_KEYS, COMPARE_PAIRS); forcing either everywhere changes nothing."""

@@ -122,6 +122,7 @@ def _pretrained_and_identified(method: str, **changes):
     return trainer, initial, pretrained, trainer.identify(pretrained)
 
 
+@pytest.mark.slow  # SePS pretraining and identity phase compiled
 def test_seps_cluster_0_continues_the_pretrained_network_and_the_others_start_as_initialised():
     trainer, initial, pretrained, state = _pretrained_and_identified("seps")
     assert trainer.spec.num_param_sets == 3

@@ -33,6 +33,7 @@ def test_parameter_counts_per_method_on_bps_30a_3c():
     assert sizes["fups_id"] == per_set + 2 * 30 * 64
 
 
+@pytest.mark.slow  # initialises all six methods
 def test_stacked_parameter_sets_have_the_methods_leading_axis():
     env = envs.make("bps-15a-3c")
     for method, sets in (("fups", 1), ("nops", 15), ("seps", 3), ("adaps", 1)):

@@ -45,12 +45,14 @@ def runs(tmp_path_factory):
     return launch(tmp / "two.json", 2, 2), launch(tmp / "one.json", 1, 1)
 
 
+@pytest.mark.slow  # two processes joining a job: a minute of CPU
 def test_two_processes_use_all_four_devices(runs):
     two, one = runs
     assert (two["processes"], two["devices"]) == (2, 4)
     assert (one["processes"], one["devices"]) == (1, 1)
 
 
+@pytest.mark.slow  # the same two-process job
 def test_two_processes_give_the_metrics_of_one(runs):
     two, one = runs
     assert len(two["chunks"]) == len(one["chunks"]) == 2

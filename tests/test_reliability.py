@@ -152,6 +152,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(sandbox, fups_referenc
     assert_same_results(folder, fups_reference, "fups")
 
 
+@pytest.mark.slow  # an AdaPS run twice, with its identity phase: minutes of CPU
 def test_adaps_interrupted_after_identity_phase_resumes_exactly(sandbox):
     reference = _finished_run(sandbox, ADAPS, "adaps-reference")
     folder = interrupt_and_resume(sandbox, ADAPS, "adaps-SIGINT", signal.SIGINT, 1)

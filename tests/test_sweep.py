@@ -20,7 +20,7 @@ TINY = Config(scenario="lbf-8x8-3p-2f", num_seeds=2, num_envs=4, total_steps=200
 
 @pytest.mark.parametrize("method, field, values", [
     pytest.param("adaps", "mask_threshold", (0.1, 0.6), marks=pytest.mark.slow),  # the identity phase: minutes
-    ("snp_ps", "pruning_rate", (0.25, 0.75)),
+    pytest.param("snp_ps", "pruning_rate", (0.25, 0.75), marks=pytest.mark.slow),  # the command-line test is fast
 ])
 def test_swept_values_train_exactly_as_their_own_runs(method, field, values):
     config = TINY.replace(method=method)

@@ -30,7 +30,8 @@ def test_fups_chunk_bookkeeping_is_exact():
     assert np.all(m.return_sum < 0)  # BPS rewards are negative distances
 
 
-@pytest.mark.parametrize("method", ["fups_id", "snp_ps", pytest.param("seps", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method", ["fups_id", pytest.param("snp_ps", marks=pytest.mark.slow),
+                                    pytest.param("seps", marks=pytest.mark.slow)])
 def test_every_method_trains_finitely(method):
     _, state, m = _run(method, pretrain_steps=200, total_steps=400, vae_epochs=2, num_clusters=3, eval_episodes=2)
     np.testing.assert_array_equal(m.first_nonfinite_update, -1)
