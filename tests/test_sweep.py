@@ -82,3 +82,32 @@ def test_bad_sweeps_are_one_line_errors(tmp_path, capsys, sweep, words):
     line = capsys.readouterr().err.strip()
     assert line.startswith("error:") and words in line and "\n" not in line
     assert not out.exists()
+
+
+def test_a_stopped_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """All values of a sweep share one checkpoint (their swept values inside the state): stopped
+    after its second logging point and resumed, the sweep ends with the uninterrupted one's rows."""
+    args = [*SWEEP_ARGS, "--set", "num_logs=4", "--sweep", "learning_rate=0.0003,0.01"]
+    assert run_module.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    from experiments.console import StopRequest
+
+    checks = {"count": 0}
+
+    def requested(self):  # a stop request arrives after the second logging point
+        checks["count"] += 1
+        return checks["count"] > 2
+
+    monkeypatch.setattr(StopRequest, "requested", property(requested))
+    assert run_module.main([*args, "--out", str(tmp_path / "stopped")]) == 130
+    assert not (tmp_path / "stopped" / "summary.json").exists()
+    monkeypatch.undo()
+    assert run_module.main(["--resume", str(tmp_path / "stopped"), "--no-plots"]) == 0
+
+    def rows(folder):
+        return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in results.read_metrics(folder / "metrics.csv")]
+
+    assert rows(tmp_path / "stopped") == rows(tmp_path / "whole")
+    drop = ("wall_seconds", "compile_seconds")
+    summaries = [{name: {k: v for k, v in entry.items() if k not in drop} for name, entry in
+                  results.read_summary(tmp_path / folder).items()} for folder in ("stopped", "whole")]
+    assert summaries[0] == summaries[1]
