@@ -28,7 +28,7 @@ run: $(STAMP_RUN)
 test: $(STAMP_TEST)
 	$(PYTEST) -q
 
-## make test-slow: the learning tests (minutes of CPU each)
+## make test-slow: the learning tests and the slowest checks (minutes of CPU each)
 test-slow: $(STAMP_TEST)
 	$(PYTEST) -q -m slow
 
