@@ -55,7 +55,7 @@ class Config:
     num_seeds: int = 4
     seed: int = 0
     total_steps: int = 2_000_000  # environment steps per seed, summed over the parallel copies
-    num_logs: int = 20  # logging points (chunks of updates) per run
+    num_logs: int = 20  # chunks per run, each ending in a logging point (metrics row, checkpoint)
 
     # A2C as in the SePS reference code.
     num_envs: int = 8

@@ -3,9 +3,10 @@ the chunk functions and `train(key)`, each vmappable over seed keys.
 
 Data flow of one A2C update: `num_envs` environment copies step `n_steps` times with every agent
 acting from its own (masked, possibly separate) policy; copies that end an episode are reset in
-place; the rollout's n-step returns and the A2C loss give one Adam step. A chunk is a `lax.scan`
-of updates followed by an evaluation on separate environment copies; the host loops only over
-chunks (logging points), to log, checkpoint and resume.
+place; the rollout's n-step returns and the A2C loss give one Adam step. Two words, two ideas:
+a *chunk* is the compiled work between two logging points (a `lax.scan` of updates, then an
+evaluation on separate environment copies); a *logging point* is where the host, after a chunk,
+writes one metrics row per seed and a checkpoint. The host loops only over chunks.
 
 AdaPS and SePS first pretrain, as SePS's code does: every agent acts from parameter set 0 with
 every neuron kept (FuPS) for `pretrain_steps` environment steps, logged like any other chunk,
