@@ -7,15 +7,18 @@ checkpoint, never a silently different state).
 A new checkpoint is written completely under `<method>.tmp` and swapped in by renames, so at every
 instant, even under kill -9, a complete checkpoint exists: `<method>`, or, between the two
 renames, `<method>.old`. A leftover `<method>.tmp` is incomplete and never read.
+
+`Writer` writes them in a background thread, so the next chunk trains while the files go to disk.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
-
 
 
 class CheckpointError(RuntimeError):
@@ -70,6 +73,50 @@ def save(directory: Path, state: Any, logs_done: int, fingerprint: str = "", ext
         directory.rename(old)
     tmp.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
+
+
+class Writer:
+    """Saves checkpoints one at a time in a background thread.
+
+    `save` copies the state to host memory at once (the next chunk donates, and so overwrites, the
+    device buffers), then writes it while the caller goes on; `wait` blocks until the last save is
+    on disk and raises its error, if any. A save starts only after the previous one ended, so the
+    folder always holds a complete checkpoint at most one logging point behind the metrics, which
+    `experiments.folder.check_rows` accepts. The thread is not a daemon: even an interrupted
+    process finishes the checkpoint it began.
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.host_seconds = 0.0  # time the caller spent copying states to host memory
+
+    def save(self, directory: Path, state: Any, logs_done: int, fingerprint: str = "", extra: dict | None = None) -> None:
+        import jax
+        import numpy as np
+
+        self.wait()
+        started = time.perf_counter()
+        host = jax.tree.map(lambda x: np.array(x, copy=True), state)
+        self.host_seconds += time.perf_counter() - started
+
+        def write() -> None:
+            try:
+                save(directory, host, logs_done, fingerprint, extra)
+            except BaseException as err:  # re-raised by wait(), in the caller's thread
+                self._error = err
+
+        self._thread = threading.Thread(target=write, name="checkpoint-writer")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Returns once no save is running; raises the error of the last one, if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def latest(directory: Path) -> Path | None:

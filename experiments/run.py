@@ -142,7 +142,7 @@ def load_for_resume(args: argparse.Namespace) -> RunDescription:
     return run.replace(out=str(directory), tensorboard=run.tensorboard or args.tensorboard)
 
 
-def execute(run: RunDescription, out: Path, stop: StopRequest, writer, plots: bool, started: float) -> int:
+def execute(run: RunDescription, out: Path, stop: StopRequest, tensorboard, plots: bool, started: float) -> int:
     """Trains every method of the run that is not finished yet; the process exit code."""
     from experiments.training import NonFiniteError, OutOfMemory, compare, train_method
 
@@ -157,7 +157,7 @@ def execute(run: RunDescription, out: Path, stop: StopRequest, writer, plots: bo
                 print(f"{method}: already finished, skipped", file=sys.stderr)
                 continue
             # Even when a stop came during start-up, the method's first checkpoint is written first.
-            entries = train_method(run, method, out, rows, stop, writer, started)
+            entries = train_method(run, method, out, rows, stop, tensorboard, started)
             if entries is None:
                 break
             started = time.time()  # the next method's time starts now
@@ -221,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                     from experiments.provenance import environment_record
 
                     prepare_folder(run.replace(environment=environment_record()))
-                writer = tensorboard_writer(out) if run.tensorboard else None
-                code = execute(run, out, stop, writer, not args.no_plots, started)
+                tensorboard = tensorboard_writer(out) if run.tensorboard else None
+                code = execute(run, out, stop, tensorboard, not args.no_plots, started)
                 if created and code == EXIT_FAILED and [p.name for p in out.iterdir()] == ["config.json"]:
                     (out / "config.json").unlink()  # refused before anything ran (too little memory)
                     remove_if_empty(out)

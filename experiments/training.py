@@ -1,13 +1,14 @@
 """The training loop of the command line: one method (and all its swept values) for all seeds.
 
-    entries = train_method(run, "adaps", out, rows, stop, progress_writer)
+    entries = train_method(run, "adaps", out, rows, stop, tensorboard_writer, process_started)
 
 Every variant of a method (run.method_variants) and every seed step together in one compiled
 program: the leading axis is variant-major (variant v, seed s at v * num_seeds + s), each variant
 with the same seed keys and its own `Hyperparams` in the training state. The chunk kinds
 (pretraining, pretraining then identity phase, RL) are compiled ahead of time, timed, and checked
 against the machine's memory before anything runs. After every logging point the host appends the
-metrics rows, then writes the checkpoint; a non-finite loss, gradient, parameter or identity vector
+metrics rows, then hands the checkpoint to a background writer (checkpoint.Writer) and starts the
+next chunk at once; a non-finite loss, gradient, parameter or identity vector
 stops the run, keeping the last good checkpoint.
 """
 from __future__ import annotations
@@ -30,6 +31,10 @@ from experiments.console import Progress, StopRequest
 from experiments.description import RunDescription, Variant
 from experiments.folder import check_rows
 
+# A method's timing in summary.json and its checkpoint, each summed over the processes that trained
+# it: the process time (the first method of a process also counts the start-up), compilation, and
+# the time between chunks (rows, files, the checkpoint's copy to host memory) in which nothing trained.
+TIMING_FIELDS = ("wall_seconds", "compile_seconds", "between_chunks_seconds")
 
 class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss, gradient or parameter."""
@@ -157,7 +162,7 @@ class Compiled:
         return self.chunks[self.trainer.chunk(log)]
 
 
-def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], stop: StopRequest, writer,
+def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], stop: StopRequest, tensorboard,
                  process_started: float) -> dict | None:
     """Trains every variant of one method for all seeds, from its checkpoint if there is one;
     {variant name: summary entry}, or None if stopped."""
@@ -184,21 +189,26 @@ def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], 
     rows[:] = [r for r in rows if r["method"] not in names or r["log"] < logs_done]
     # Time spent on this method: in earlier processes (the checkpoint's), and in this one since it
     # started (the first method of a process also counts the process's start-up).
-    wall_before = float(meta.get("wall_seconds", 0.0))
-    compile_before = float(meta.get("compile_seconds", 0.0))
+    before = {field: float(meta.get(field, 0.0)) for field in TIMING_FIELDS}
     started = process_started
     programs = Compiled(trainer, keys, hparams, logs_done, progress)
+    between_chunks = 0.0  # after the first chunk: time in which no chunk ran (rows, files, copies)
+    writer = checkpoint.Writer()
+
+    def timing() -> dict[str, float]:
+        return {"wall_seconds": before["wall_seconds"] + time.time() - started,
+                "compile_seconds": before["compile_seconds"] + programs.seconds,
+                "between_chunks_seconds": before["between_chunks_seconds"] + between_chunks}
 
     def save(done: int) -> None:
-        checkpoint.save(ckpt_dir, state, done, mark,
-                        extra={"wall_seconds": wall_before + time.time() - started,
-                               "compile_seconds": compile_before + programs.seconds})
+        writer.save(ckpt_dir, state, done, mark, extra=timing())
 
-    if state is None:
-        state = programs.init(*((keys,) if hparams is None else (keys, hparams)))
-        save(0)  # a bad first chunk still leaves a state to inspect
     type_names = results.type_columns(env.num_types)
     try:
+        if state is None:
+            state = programs.init(*((keys,) if hparams is None else (keys, hparams)))
+            save(0)  # a bad first chunk still leaves a state to inspect
+        chunk_ended = None
         for log in range(logs_done, config.num_logs):
             if stop.requested:
                 return None
@@ -206,32 +216,37 @@ def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], 
                 progress.note("this logging point ends the pretraining and runs the identity phase "
                               "(VAE, k-means, masks)")
             chunk_started = time.time()
+            if chunk_ended is not None:
+                between_chunks += chunk_started - chunk_ended
             state, metrics, params_finite = programs.chunk(log)(state)
             m, params_finite = jax.device_get((metrics, params_finite))
-            chunk_seconds = time.time() - chunk_started
+            chunk_ended = time.time()
+            chunk_seconds = chunk_ended - chunk_started
             raise_if_nonfinite(m, params_finite, variants, seeds, log, config, ckpt_dir)
-            wall = wall_before + time.time() - started
+            wall = timing()["wall_seconds"]
             finished = []
             for index in range(len(variants) * seeds):
                 variant, seed = variants[index // seeds], index % seeds
                 rows.append(metrics_row(variant, seed, log, trainer, m, index, wall, env.num_types, type_names))
                 finished.append(rows[-1]["return_mean"])
-            results.write_metrics(out / "metrics.csv", rows, type_names, run.sweep)  # before the checkpoint
+            # metrics.csv before the checkpoint: the checkpoint is never ahead of the rows.
+            writer.wait()
+            results.write_metrics(out / "metrics.csv", rows, type_names, run.sweep)
             save(log + 1)
             numbers = [f for f in finished if not math.isnan(f)]
             steps = trainer.env_steps(log + 1)
             progress.update(steps, steps - trainer.env_steps(log), chunk_seconds,
                             timed=log != config.pretrain_logs - 1, mean_return=float(np.mean(numbers)) if numbers else math.nan)
-            if writer is not None:
+            if tensorboard is not None:
                 for variant in variants:
-                    writer.log(variant.name, steps, [r for r in rows[-len(variants) * seeds:] if r["method"] == variant.name])
+                    tensorboard.log(variant.name, steps, [r for r in rows[-len(variants) * seeds:] if r["method"] == variant.name])
     finally:
         progress.close()
-    wall = wall_before + time.time() - started
+        writer.wait()  # the last checkpoint is on disk before the method counts as stopped or done
     entries = {}
     for v, variant in enumerate(variants):
         part = jax.tree.map(lambda x: x[v * seeds:(v + 1) * seeds], state)
-        entries[variant.name] = summarise(trainer, part, rows, variant.name, wall, compile_before + programs.seconds)
+        entries[variant.name] = summarise(trainer, part, rows, variant.name, timing())
     return entries
 
 
@@ -274,14 +289,15 @@ def raise_if_nonfinite(m, params_finite: np.ndarray, variants: list[Variant], se
         "metrics.csv up to it")
 
 
-def summarise(trainer, state, rows: list[dict], name: str, wall: float, compile_seconds: float) -> dict:
+def summarise(trainer, state, rows: list[dict], name: str, timing: dict[str, float]) -> dict:
     """The summary.json entry of a finished variant. A seed without a number is None, never NaN.
 
     `final_return_*` and `auc_return_*` are the test return (greedy evaluation episodes; `sampled`
     holds the same for sampled actions, `per_type` per agent type) with the IQM and 95% stratified
     bootstrap intervals of experiments.stats; `train_return_*` is the mean return of the training
     episodes that ended in the last logging point that closed any. The rest is
-    adaps_jax.diagnostics.diagnose: model size, clusters, masks, policy diversity.
+    adaps_jax.diagnostics.diagnose: model size, clusters, masks, policy diversity; then `timing`
+    (TIMING_FIELDS).
     """
     config = trainer.config
     train_final = []
@@ -302,8 +318,7 @@ def summarise(trainer, state, rows: list[dict], name: str, wall: float, compile_
         "train_return_per_seed": [None if math.isnan(f) else f for f in train_final],
         "env_steps": trainer.env_steps(config.num_logs),
         **diagnose(trainer, state),
-        "wall_seconds": wall,  # this method's share of the process time, across resumes
-        "compile_seconds": compile_seconds,
+        **timing,
     }
 
 

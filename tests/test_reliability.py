@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -96,7 +97,7 @@ def _metrics_without_wall_time(folder: Path) -> list[str]:
 
 def _summary_without_wall_time(folder: Path) -> dict:
     summary = json.loads((folder / "summary.json").read_text())
-    return {method: {k: v for k, v in entry.items() if k not in ("wall_seconds", "compile_seconds")} for method, entry in summary.items()}
+    return {method: {k: v for k, v in entry.items() if k not in training.TIMING_FIELDS} for method, entry in summary.items()}
 
 
 def _final_checkpoint(folder: Path, method: str):
@@ -271,14 +272,14 @@ def test_summary_never_averages_a_missing_return():
     state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), 2))
     rows = [{"method": "fups", "seed": s, "log": log, "return_mean": v}
             for s, values in enumerate([[-3.0, math.nan], [math.nan, math.nan]]) for log, v in enumerate(values)]
-    entry = training.summarise(trainer, state, rows, "fups", 1.0, 0.0)
+    entry = training.summarise(trainer, state, rows, "fups", {"wall_seconds": 1.0})
     assert entry["train_return_per_seed"] == [-3.0, None]
     assert entry["train_return_mean"] == entry["train_return_min"] == entry["train_return_max"] == -3.0
     assert entry["train_return_seeds"] == 1
     assert "over 1 of 2 seeds" in describe("fups", entry)
     json.loads(json.dumps(entry, allow_nan=False))  # no NaN anywhere
     rows = [{**r, "return_mean": math.nan} for r in rows]
-    entry = training.summarise(trainer, state, rows, "fups", 1.0, 0.0)
+    entry = training.summarise(trainer, state, rows, "fups", {"wall_seconds": 1.0})
     assert entry["train_return_per_seed"] == [None, None] and entry["train_return_mean"] is None
     assert "no episode finished" in describe("fups", entry)
     with pytest.raises(ValueError):
@@ -309,6 +310,43 @@ def test_metric_values_survive_the_csv_exactly(tmp_path):
     back = results.read_metrics(tmp_path / "m.csv")
     assert [r["return_mean"] for r in back] == [r["return_mean"] for r in rows]
     assert all(math.isnan(r["entropy"]) for r in back)
+
+
+def test_background_writer_saves_the_state_of_its_call_even_after_donation(tmp_path, monkeypatch):
+    """The next chunk donates the state's device buffers while the writer is still writing: what
+    is saved must be the state as it was when save() was called."""
+    real_save = checkpoint.save
+
+    def slow_save(*args, **kwargs):  # the donation below happens before the files are written
+        time.sleep(0.5)
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", slow_save)
+    directory = tmp_path / "checkpoints" / "fups"
+    expected = {"w": np.arange(4096.0), "step": np.int32(7)}
+    state = {"w": jnp.arange(4096.0), "step": jnp.int32(7)}  # never read on the host (that would cache a copy)
+    writer = checkpoint.Writer()
+    writer.save(directory, state, 3, "mark", extra={"wall_seconds": 2.5})
+    overwrite = jax.jit(lambda s: jax.tree.map(lambda x: x * 0 - 1, s), donate_argnums=0)
+    overwrite(state)  # reuses (and so overwrites) the buffers of `state`
+    writer.wait()
+    restored, logs = checkpoint.restore(directory, jax.tree.map(np.zeros_like, expected), "mark")
+    np.testing.assert_array_equal(restored["w"], expected["w"])
+    assert int(restored["step"]) == 7 and logs == 3
+    assert checkpoint.meta(directory)["wall_seconds"] == 2.5
+
+
+def test_background_writer_raises_a_failed_save_in_the_caller(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    writer = checkpoint.Writer()
+    writer.save(blocker / "checkpoints" / "fups", {"w": np.zeros(3)}, 1, "mark")
+    with pytest.raises(OSError):
+        writer.wait()
+    writer.wait()  # the error is raised once; the writer can be used again
+    writer.save(tmp_path / "ok", {"w": np.ones(3)}, 1, "mark")
+    writer.wait()
+    assert checkpoint.saved_logs(tmp_path / "ok") == 1
 
 
 def test_checkpoint_swap_interrupted_between_renames_still_restores(tmp_path):

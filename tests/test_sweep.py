@@ -11,6 +11,7 @@ import pytest
 from adaps_jax.config import Config
 from adaps_jax.trainer import make_train
 from experiments import results
+from experiments.training import TIMING_FIELDS
 from experiments import run as run_module
 from experiments.description import RunDescription
 
@@ -107,7 +108,6 @@ def test_a_stopped_sweep_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
         return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in results.read_metrics(folder / "metrics.csv")]
 
     assert rows(tmp_path / "stopped") == rows(tmp_path / "whole")
-    drop = ("wall_seconds", "compile_seconds")
-    summaries = [{name: {k: v for k, v in entry.items() if k not in drop} for name, entry in
+    summaries = [{name: {k: v for k, v in entry.items() if k not in TIMING_FIELDS} for name, entry in
                   results.read_summary(tmp_path / folder).items()} for folder in ("stopped", "whole")]
     assert summaries[0] == summaries[1]

@@ -59,6 +59,8 @@ class Settings:
     cli_scenario: str = "lbf-10x10-6p-3f"
     cli_steps: int = 1_000_000  # per seed, 4 seeds: the command line against the bare kernel
     cli_rounds: int = 2
+    paper_envs: tuple[str, ...] = ENVS
+    paper_fraction: float = 1.0  # of a paper-preset logging interval (the quick settings time a sliver)
 
 
 FULL = Settings()
@@ -69,7 +71,7 @@ QUICK = Settings(
     agent_scenarios=("bps-15a-3c", "bps-300a-3c"), agent_methods=("fups",), agent_rounds=1,
     agent_timeout_s=200, device_envs=("lbf-10x10-6p-3f",), envs_batches=(1,), envs_settings=bench_envs.QUICK,
     nops_30_scenario="", profile_envs=("lbf-10x10-6p-3f",), profile_repeats=2, sweep_values=(1e-4, 1e-3),
-    cli_steps=20_000, cli_rounds=1,
+    cli_steps=20_000, cli_rounds=1, paper_envs=("lbf-10x10-6p-3f",), paper_fraction=0.005,
 )
 # One H100/H200-class GPU, under 8 minutes (bench/gpu.sh): every method at 4 seeds, the batches
 # that fill the GPU, the sweep and the profile; no process-per-case sections.

@@ -13,7 +13,7 @@ from experiments.cli import OneLineArgumentParser, start_jax
 
 # The sections in the order they run (experiments.bench.sections.SECTIONS holds them), known here
 # without importing JAX so that a bad --sections is refused at once.
-SECTION_NAMES = ("envs", "training", "evaluation", "batch", "seeds", "sweep", "cli", "agents", "devices", "profile")
+SECTION_NAMES = ("envs", "training", "evaluation", "batch", "seeds", "sweep", "cli", "paper", "agents", "devices", "profile")
 
 
 def accelerator() -> dict | None:

@@ -31,6 +31,7 @@ class Target(NamedTuple):
     denominator: dict
     threshold: float
     per_environment: bool = False
+    section: str = "training"  # the report section whose measurements a "paired" target compares
 
 
 TARGETS = (
@@ -43,6 +44,9 @@ TARGETS = (
            {"method": "fups", "group": "bps-30a-3c"}, 0.5),
     Target("lbf-10x10-6p-3f: our fups / minimal jumanji A2C (target > 1)", "paired",
            {"method": "fups", "group": "lbf-10x10-6p-3f"}, {"method": JUMANJI_A2C}, 1.0),
+    Target("{s}: paper-preset logging interval / make bench chunk (target >= 0.95)", "paired",
+           {"case": "paper preset logging interval", "group": "paper {s}"},
+           {"case": "make bench chunk", "group": "paper {s}"}, 0.95, True, "paper"),
     Target("sweep: per (value, seed) / one value alone (target >= 0.9)", "per_value_seed",
            {"sweep_values": "many"}, {"sweep_values": 1}, 0.9),
     Target("command line: bare kernel / whole command line, cold (target >= 0.8, i.e. CLI <= 1.25x)", "cli",
@@ -85,11 +89,12 @@ def _ratio(target: Target, report: dict, scenario: str) -> tuple[float, str] | N
                 f"{slowest['method']} {slowest['env_steps_per_s']:,.0f} vs {bound['reference']} "
                 f"{bound['env_steps_per_s']:,.0f} env-steps/s")
     if target.kind == "paired":
-        a, b = _find(training, **fill(target.numerator)), _find(training, **fill(target.denominator))
+        rows = report.get(target.section) or []
+        a, b = _find(rows, **fill(target.numerator)), _find(rows, **fill(target.denominator))
         if not a or not b:
             return None
         detail = f"{a['env_steps_per_s']:,.0f} vs {b['env_steps_per_s']:,.0f} env-steps/s" \
-            if b["method"] == JUMANJI_A2C else ""
+            if b.get("method") == JUMANJI_A2C or target.section != "training" else ""
         return paired_ratio(a, b), detail
     if target.kind == "per_value_seed":
         rows = report.get("sweep") or []
@@ -165,6 +170,15 @@ def _machine_line(machine: dict) -> str:
             f"XLA_FLAGS `{machine.get('xla_flags') or ''}`{loads}")
 
 
+def _table(title: str, header: list[str], rows: list[list[Any]], align: str, intro: str = "") -> list[str]:
+    """One Markdown section: `## title`, an optional paragraph, then the table; `align` has one letter
+    per column: l (left), r (right) or c (centre)."""
+    lines = [f"## {title}", ""] + ([intro, ""] if intro else [])
+    lines += ["| " + " | ".join(header) + " |", "|" + "".join({"l": "---|", "r": "---:|", "c": ":---:|"}[a] for a in align)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     s = report["settings"]
@@ -176,49 +190,45 @@ def to_markdown(report: dict) -> str:
     for name, error in report.get("failed_sections", {}).items():
         lines += [f"**Section {name} failed**: {error}", ""]
     if report.get("targets"):
-        lines += ["## Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
-        for name, r in report["targets"].items():
-            detail = f" ({r['detail']})" if r.get("detail") else ""
-            lines.append(f"| {name} | {_fmt(r['value'])}{detail} | {'yes' if r['met'] else '**no**'} |")
-        lines.append("")
+        lines += _table("Targets", ["target", "measured", "met"], [
+            [name, _fmt(r["value"]) + (f" ({r['detail']})" if r.get("detail") else ""), "yes" if r["met"] else "**no**"]
+            for name, r in report["targets"].items()], "lrc")
     training = report.get("training")
     if training:
         bounds = python_bounds(report.get("envs"))
-        lines += ["## Training throughput (8 environments per seed, n-step 5, 4 seeds vmapped)", "",
-                  "Env-steps per second of whole A2C updates (`train_chunk`: rollout, returns, loss, gradient, "
-                  "Adam), all seeds together; median of "
-                  f"{s['rounds']} chunks of about {s['chunk_env_steps']:,} env-steps, the methods of one "
-                  "environment timed in turn; \"vs FuPS\" is the median of the per-round ratios. AdaPS and SePS ran a shortened identity phase "
-                  f"({s['pretrain_steps']} env-steps of pretraining, {s['vae_epochs']} VAE epochs, "
-                  f"{s['kmeans_restarts']} k-means restarts) before timing; it is not in the rates.", "",
-                  "| environment | method | env-steps/s | agent-steps/s | vs FuPS | vs Python env alone | "
-                  "params | init s | first chunk s |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        rows = []
         for r in training:
             fups = _find(training, method="fups", group=r["group"])
-            rel = paired_ratio(r, fups) if fups else None
             bound = bounds.get(r["group"], {}).get("env_steps_per_s")
             vs_python = f"{r['env_steps_per_s'] / bound:,.0f}x" if bound and r["method"] in METHODS else "-"
-            lines.append(f"| {r['scenario']} | {r['method']} | {_fmt(r['env_steps_per_s'])} | "
-                         f"{_fmt(r['agent_steps_per_s'])} | {_fmt(rel)} | {vs_python} | {_fmt(r.get('params'))} | "
-                         f"{_fmt(r['init_s'])} | {_fmt(r['first_chunk_s'])} |")
+            rows.append([r["scenario"], r["method"], _fmt(r["env_steps_per_s"]), _fmt(r["agent_steps_per_s"]),
+                         _fmt(paired_ratio(r, fups) if fups else None), vs_python, _fmt(r.get("params")),
+                         _fmt(r["init_s"]), _fmt(r["first_chunk_s"])])
+        lines += _table(
+            "Training throughput (8 environments per seed, n-step 5, 4 seeds vmapped)",
+            ["environment", "method", "env-steps/s", "agent-steps/s", "vs FuPS", "vs Python env alone", "params",
+             "init s", "first chunk s"], rows, "llrrrrrrr",
+            "Env-steps per second of whole A2C updates (`train_chunk`: rollout, returns, loss, gradient, Adam), all "
+            f"seeds together; median of {s['rounds']} chunks of about {s['chunk_env_steps']:,} env-steps, the methods "
+            "of one environment timed in turn; \"vs FuPS\" is the median of the per-round ratios. AdaPS and SePS ran a "
+            f"shortened identity phase ({s['pretrain_steps']} env-steps of pretraining, {s['vae_epochs']} VAE epochs, "
+            f"{s['kmeans_restarts']} k-means restarts) before timing; it is not in the rates.")
         if bounds:
-            lines += ["", "Python bound (the original environment stepped alone under random actions, fastest batch "
-                      "of the environment benchmark below): " + "; ".join(
-                          f"{k}: {v['reference']} {_fmt(v['env_steps_per_s'])} env-steps/s" for k, v in bounds.items())]
-        lines.append("")
-    evaluation = report.get("evaluation")
-    if evaluation:
-        lines += ["## Evaluation episodes (FuPS, 4 seeds, one quick-preset logging interval per chunk)", "",
-                  f"Each chunk is one logging interval of the quick preset, then {s.get('eval_episodes', 32)} greedy "
-                  "and as many sampled evaluation episodes per seed; \"share\" is the median per-round ratio of "
-                  "the rate with evaluation to the rate without (1 = free).", "",
-                  "| environment | eval episodes | env-steps/s | share of the rate without |", "|---|---:|---:|---:|"]
-        for r in evaluation:
-            base = _find(evaluation, group=r["group"], eval_episodes=0)
-            lines.append(f"| {r['scenario']} | {r['eval_episodes']} | {_fmt(r['env_steps_per_s'])} | "
-                         f"{_fmt(paired_ratio(r, base) if base else None)} |")
-        lines.append("")
+            lines[-1:] = ["", "Python bound (the original environment stepped alone under random actions, fastest "
+                          "batch of the environment benchmark below): " + "; ".join(
+                              f"{k}: {v['reference']} {_fmt(v['env_steps_per_s'])} env-steps/s"
+                              for k, v in bounds.items()), ""]
+    if report.get("evaluation"):
+        evaluation = report["evaluation"]
+        lines += _table(
+            "Evaluation episodes (FuPS, 4 seeds, one quick-preset logging interval per chunk)",
+            ["environment", "eval episodes", "env-steps/s", "share of the rate without"],
+            [[r["scenario"], r["eval_episodes"], _fmt(r["env_steps_per_s"]),
+              _fmt(paired_ratio(r, base) if (base := _find(evaluation, group=r["group"], eval_episodes=0)) else None)]
+             for r in evaluation], "lrrr",
+            f"Each chunk is one logging interval of the quick preset, then {s.get('eval_episodes', 32)} greedy and as "
+            "many sampled evaluation episodes per seed; \"share\" is the median per-round ratio of the rate with "
+            "evaluation to the rate without (1 = free).")
 
     def with_training_rows(rows: list[dict], key: str) -> list[dict]:
         scenarios = {r["scenario"] for r in rows}
@@ -227,72 +237,71 @@ def to_markdown(report: dict) -> str:
         return sorted(rows + extra, key=lambda r: (r["scenario"], r[key]))
 
     if report.get("batch"):
-        lines += ["## Larger batches (FuPS, 4 seeds)", "", "| environment | envs per seed | env-steps/s | agent-steps/s |",
-                  "|---|---:|---:|---:|"]
-        for r in with_training_rows(report["batch"], "num_envs"):
-            lines.append(f"| {r['scenario']} | {r['num_envs']} | {_fmt(r['env_steps_per_s'])} | {_fmt(r['agent_steps_per_s'])} |")
-        lines.append("")
+        lines += _table("Larger batches (FuPS, 4 seeds)", ["environment", "envs per seed", "env-steps/s", "agent-steps/s"],
+                        [[r["scenario"], r["num_envs"], _fmt(r["env_steps_per_s"]), _fmt(r["agent_steps_per_s"])]
+                         for r in with_training_rows(report["batch"], "num_envs")], "lrrr")
     if report.get("seeds"):
-        lines += ["## Vmapped seeds (FuPS, 8 environments per seed)", "",
-                  "| environment | seeds | env-steps/s (all seeds) | per seed |", "|---|---:|---:|---:|"]
-        for r in with_training_rows(report["seeds"], "num_seeds"):
-            lines.append(f"| {r['scenario']} | {r['num_seeds']} | {_fmt(r['env_steps_per_s'])} | "
-                         f"{_fmt(r['env_steps_per_s'] / r['num_seeds'])} |")
-        lines.append("")
+        lines += _table("Vmapped seeds (FuPS, 8 environments per seed)",
+                        ["environment", "seeds", "env-steps/s (all seeds)", "per seed"],
+                        [[r["scenario"], r["num_seeds"], _fmt(r["env_steps_per_s"]),
+                          _fmt(r["env_steps_per_s"] / r["num_seeds"])]
+                         for r in with_training_rows(report["seeds"], "num_seeds")], "lrrr")
     if report.get("agents"):
-        base = report["agents"][0].get("maxrss_mb")
-        lines += ["## Scaling in agents (8 environments per seed, 4 seeds, one process per case)", "",
-                  f"Peak memory is the process's maximum resident set (a process that only started JAX: "
-                  f"{_fmt(base)} MB); XLA's figure is the compiled chunk's arguments + temporaries on one device.", "",
-                  "| environment | agents | method | agent-steps/s | us per agent-step | peak MB | XLA MB | "
-                  "params | chunk env-steps | status |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+        rows = []
         for r in report["agents"][1:]:
             if r["status"] == "ok":
                 xla = r.get("compiled_mb") or {}
-                xla_mb = xla.get("argument", 0) + xla.get("temp", 0) if xla else None
-                lines.append(f"| {r['scenario']} | {r['num_agents']} | {r['method']} | {_fmt(r['agent_steps_per_s'])} | "
-                             f"{r['us_per_agent_step']:.3f} | {_fmt(r['maxrss_mb'])} | {_fmt(xla_mb)} | "
-                             f"{_fmt(r['params'])} | {r['env_steps_per_chunk']:,} | ok |")
+                rows.append([r["scenario"], r["num_agents"], r["method"], _fmt(r["agent_steps_per_s"]),
+                             f"{r['us_per_agent_step']:.3f}", _fmt(r["maxrss_mb"]),
+                             _fmt(xla.get("argument", 0) + xla.get("temp", 0) if xla else None), _fmt(r["params"]),
+                             f"{r['env_steps_per_chunk']:,}", "ok"])
             else:
-                lines.append(f"| {r['scenario']} | {num_agents_of(r['scenario'])} | {r['method']} | - | - | - | "
-                             f"- | - | - | {r['status']} |")
-        lines.append("")
+                rows.append([r["scenario"], num_agents_of(r["scenario"]), r["method"], *["-"] * 6, r["status"]])
+        lines += _table(
+            "Scaling in agents (8 environments per seed, 4 seeds, one process per case)",
+            ["environment", "agents", "method", "agent-steps/s", "us per agent-step", "peak MB", "XLA MB", "params",
+             "chunk env-steps", "status"], rows, "lrlrrrrrrl",
+            "Peak memory is the process's maximum resident set (a process that only started JAX: "
+            f"{_fmt(report['agents'][0].get('maxrss_mb'))} MB); XLA's figure is the compiled chunk's arguments + "
+            "temporaries on one device.")
     if report.get("devices"):
-        lines += ["## Seeds sharded over CPU devices (FuPS, 4 seeds, 8 environments each)", "",
-                  "| environment | devices | state on devices | env-steps/s |", "|---|---:|---:|---:|"]
-        for r in report["devices"]:
-            if r["status"] == "ok":
-                lines.append(f"| {r['scenario']} | {r['devices']} | {r['state_devices']} | "
-                             f"{_fmt(r['env_steps_per_s'])} |")
-        lines.append("")
+        lines += _table("Seeds sharded over CPU devices (FuPS, 4 seeds, 8 environments each)",
+                        ["environment", "devices", "state on devices", "env-steps/s"],
+                        [[r["scenario"], r["devices"], r["state_devices"], _fmt(r["env_steps_per_s"])]
+                         for r in report["devices"] if r["status"] == "ok"], "lrrr")
     if report.get("sweep"):
-        lines += ["## Sweeps in one program (FuPS, 4 seeds per value)", "",
-                  "| environment | values side by side | env-steps/s in all | per (value, seed) |", "|---|---:|---:|---:|"]
-        for r in report["sweep"]:
-            lines.append(f"| {r['scenario']} | {r['sweep_values']} | {_fmt(r['env_steps_per_s'])} | "
-                         f"{_fmt(r['per_value_seed_env_steps_per_s'])} |")
-        lines.append("")
+        lines += _table("Sweeps in one program (FuPS, 4 seeds per value)",
+                        ["environment", "values side by side", "env-steps/s in all", "per (value, seed)"],
+                        [[r["scenario"], r["sweep_values"], _fmt(r["env_steps_per_s"]),
+                          _fmt(r["per_value_seed_env_steps_per_s"])] for r in report["sweep"]], "lrrr")
     if report.get("cli"):
-        lines += ["## The command line against the bare compiled training (whole processes)", "",
-                  "| case | seconds (median) | each round |", "|---|---:|---|"]
-        for r in report["cli"]:
-            lines.append(f"| {r['case']} | {r['median_s']:.1f} | {', '.join(f'{x:.1f}' for x in r['seconds'])} |")
-        lines.append("")
+        lines += _table("The command line against the bare compiled training (whole processes)",
+                        ["case", "seconds (median)", "each round"],
+                        [[r["case"], f"{r['median_s']:.1f}", ", ".join(f"{x:.1f}" for x in r["seconds"])]
+                         for r in report["cli"]], "lrl")
+    if report.get("paper"):
+        paper = report["paper"]
+        lines += _table(
+            "The paper preset against the benchmark's chunk (FuPS, 4 seeds)",
+            ["environment", "case", "env-steps per chunk", "env-steps/s", "share of the benchmark chunk's rate"],
+            [[r["scenario"], r["case"], f"{r['env_steps_per_chunk']:,}", _fmt(r["env_steps_per_s"]),
+              _fmt(paired_ratio(r, base) if (base := _find(paper, group=r["group"], case="make bench chunk")) else None)]
+             for r in paper], "llrrr",
+            "A logging interval of `--preset paper` (with its evaluation episodes) and the training section's chunk, "
+            "timed in turn; the share is the median per-round ratio.")
     projection = paper_projection(report)
     if projection:
-        lines += ["## The paper sweep, projected from the training rates (not measured)", "",
-                  "| environment | methods x 4 seeds | env-steps per seed | hours |", "|---|---:|---:|---:|"]
-        for r in projection:
-            lines.append(f"| {r['scenario']} | {r['methods']} | {r['env_steps_per_seed']:,} | {r['hours']:.2f} |")
-        lines += [f"| all | | | {sum(r['hours'] for r in projection):.2f} |", ""]
+        lines += _table("The paper sweep, projected from the training rates (not measured)",
+                        ["environment", "methods x 4 seeds", "env-steps per seed", "hours"],
+                        [[r["scenario"], r["methods"], f"{r['env_steps_per_seed']:,}", f"{r['hours']:.2f}"]
+                         for r in projection] + [["all", "", "", f"{sum(r['hours'] for r in projection):.2f}"]],
+                        "lrrr")
     if report.get("profile"):
         names = list(report["profile"][0]["ms_per_update"])
-        lines += ["## Where the time goes (ms per A2C update of 4 seeds x 8 environments x 5 steps, one device)", "",
-                  "| environment | method | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
-        for r in report["profile"]:
-            lines.append(f"| {r['scenario']} | {r['method']} | " +
-                         " | ".join(f"{r['ms_per_update'][n]:.2f}" for n in names) + " |")
-        lines.append("")
+        lines += _table("Where the time goes (ms per A2C update of 4 seeds x 8 environments x 5 steps, one device)",
+                        ["environment", "method", *names],
+                        [[r["scenario"], r["method"], *(f"{r['ms_per_update'][n]:.2f}" for n in names)]
+                         for r in report["profile"]], "ll" + "r" * len(names))
     if report.get("envs"):
         env_md = bench_envs.to_markdown(report["envs"]).split("\n", 2)[2]  # without its title line
         lines += ["## Environment stepping alone (experiments.bench_envs, same run)", "", env_md.strip(), ""]

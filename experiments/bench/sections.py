@@ -59,6 +59,27 @@ def section_evaluation(settings: Settings, log) -> list[dict]:
     return out
 
 
+def section_paper(settings: Settings, log) -> list[dict]:
+    """FuPS, 4 seeds: one logging interval of the paper preset as `experiments.run --preset paper`
+    compiles it (with its evaluation episodes) against the training section's chunk, timed in turn:
+    the paper preset's throughput as a share of `make bench`'s."""
+    from adaps_jax.config import Config
+
+    out = []
+    for scenario in settings.paper_envs:
+        paper = Config(scenario=scenario, method="fups", **PRESETS["paper"][env_family(scenario)])
+        paper = paper.replace(total_steps=max(paper.steps_per_update * paper.num_logs,
+                                              int(paper.total_steps * settings.paper_fraction)))
+        cases = [training_case(bench_config(scenario, "fups", 8, 4, settings.chunk_env_steps, settings),
+                               {"case": "make bench chunk"}),
+                 training_case(paper, {"case": "paper preset logging interval"})]
+        for r in interleave(cases, max(2, settings.rounds // 2)):
+            r["group"] = f"paper {scenario}"
+            out.append(r)
+            log(f"  {scenario:<22} fups {r['case']:<30} {r['env_steps_per_s']:>10,.0f} env-steps/s")
+    return out
+
+
 def fups_sweep(settings: Settings, log, scenarios: tuple[str, ...], configs, label) -> list[dict]:
     """FuPS at several sizes per environment (`configs(scenario)`), the sizes of one environment
     timed in turn; `label(result)` names the size in the log."""
@@ -295,6 +316,7 @@ SECTIONS = {  # name -> (settings, log, quick) -> measurements, in the order the
     "seeds": lambda settings, log, quick: section_seeds(settings, log),
     "sweep": lambda settings, log, quick: section_sweep(settings, log),
     "cli": lambda settings, log, quick: section_cli(settings, log),
+    "paper": lambda settings, log, quick: section_paper(settings, log),
     "agents": section_agents,
     "devices": section_devices,
     "profile": lambda settings, log, quick: section_profile(settings, log),
