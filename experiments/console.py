@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,18 @@ class Progress:
     per logging point (a live bar on a terminal) with steps, env-steps per second over all seeds,
     time left and the mean training return.
 
-    The rate counts only chunks that compiled nothing (compilation and the identity phase have
-    their own lines), so the time left is the training's: within a few percent from the second
-    logging point on, on a machine whose load does not change.
+    The rate is the median over the last `window` chunks that compiled nothing (compilation and
+    the identity phase have their own lines): the time left is the training's from the second
+    logging point on, follows a machine whose load changes, and is not thrown off by one stalled
+    chunk (a paused process, a burst of other work).
     """
+
+    window = 10
 
     def __init__(self, label: str, total_steps: int, num_seeds: int):
         self.label, self.total, self.num_seeds = label, total_steps, num_seeds
         self.live = sys.stderr.isatty()
-        self.steps_timed = 0  # per seed, in chunks that compiled nothing
-        self.seconds_timed = 0.0
+        self.recent: deque[float] = deque(maxlen=self.window)  # steps per second per seed, timed chunks
 
     def note(self, text: str) -> None:
         """A line of its own, at once (compiling, identity phase, resumed)."""
@@ -38,10 +41,9 @@ class Progress:
     def update(self, steps: int, chunk_steps: int, chunk_seconds: float, timed: bool, mean_return: float) -> None:
         """After a logging point: `steps` per seed so far; the chunk's own steps and seconds count
         towards the rate when `timed` (nothing was compiled in it)."""
-        if timed:
-            self.steps_timed += chunk_steps
-            self.seconds_timed += chunk_seconds
-        rate = self.steps_timed / self.seconds_timed if self.seconds_timed > 0 else math.nan  # per seed
+        if timed and chunk_seconds > 0:
+            self.recent.append(chunk_steps / chunk_seconds)
+        rate = float(np.median(self.recent)) if self.recent else math.nan  # per seed
         left = (self.total - steps) / rate if rate > 0 else math.inf
         done = steps / self.total
         bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))

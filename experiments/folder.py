@@ -88,14 +88,9 @@ def prepare_folder(run: RunDescription) -> None:
 def read_results(out: Path) -> tuple[list[dict], dict]:
     """The rows and summary already in a run folder."""
     try:
-        rows = results.read_metrics(out / "metrics.csv")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UsageError(f"{out}/metrics.csv is corrupt ({type(err).__name__}: {err}); cannot continue this run".splitlines()[0]) from None
-    try:
-        summary = results.read_summary(out)
-    except ValueError as err:
-        raise UsageError(f"{out}/summary.json is corrupt ({err}); cannot continue this run".splitlines()[0]) from None
-    return rows, summary
+        return results.read_rows_and_summary(out)
+    except results.UnreadableResults as err:
+        raise UsageError(f"{out}/{err.name} is corrupt ({err}); cannot continue this run".splitlines()[0]) from None
 
 
 def check_rows(rows: list[dict], name: str, num_seeds: int, logs_done: int, ckpt_dir: Path) -> None:

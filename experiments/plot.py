@@ -158,13 +158,9 @@ def read_run(folder: Path) -> Run:
     except ValueError as err:
         raise PlotInputError(f"{folder}: {err}".splitlines()[0]) from None
     try:
-        rows = results.read_metrics(folder / "metrics.csv")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise PlotInputError(f"{folder}: metrics.csv is unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
-    try:
-        summary = results.read_summary(folder)
-    except ValueError as err:
-        raise PlotInputError(f"{folder}: summary.json is unreadable ({err})".splitlines()[0]) from None
+        rows, summary = results.read_rows_and_summary(folder)
+    except results.UnreadableResults as err:
+        raise PlotInputError(f"{folder}: {err.name} is unreadable ({err})".splitlines()[0]) from None
     try:
         results.check_summary(summary)
     except ValueError as err:

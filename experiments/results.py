@@ -153,6 +153,27 @@ def read_metrics(path: Path) -> list[dict]:
     return parsed
 
 
+class UnreadableResults(ValueError):
+    """A results folder's metrics.csv or summary.json cannot be read; `name` says which file."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(reason)
+        self.name = name
+
+
+def read_rows_and_summary(folder: Path) -> tuple[list[dict], dict]:
+    """A results folder's metrics.csv rows and summary.json ({} before any method finished)."""
+    try:
+        rows = read_metrics(Path(folder) / "metrics.csv")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UnreadableResults("metrics.csv", f"{type(err).__name__}: {err}") from None
+    try:
+        summary = read_summary(folder)
+    except ValueError as err:
+        raise UnreadableResults("summary.json", str(err)) from None
+    return rows, summary
+
+
 def last_finite(values: list[float]) -> float:
     """The last logged value that is a number (a logging point may close no episode)."""
     for v in reversed(values):

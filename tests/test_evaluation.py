@@ -3,6 +3,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jumanji.types import TimeStep
 
 from adaps_jax.config import Config
@@ -57,6 +58,7 @@ def test_greedy_evaluation_of_a_known_policy_returns_its_exact_return():
     np.testing.assert_allclose(float(result.sampled), float(result.sampled_type.sum()), rtol=1e-6)
 
 
+@pytest.mark.slow  # minutes of compilation; `make test-slow`
 def test_evaluation_never_changes_the_training_trajectory():
     # SNP-PS: a method with masks and several parameter-free per-agent differences, without the
     # identity phase's minutes of compilation (the evaluation reads the state the same way for all).

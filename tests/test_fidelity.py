@@ -208,6 +208,7 @@ def test_the_policy_ignores_action_masks_unless_asked():
     assert float(_loss(masking, some_invalid)) != float(_loss(masking, all_valid))
 
 
+@pytest.mark.slow  # minutes of compilation; `make test-slow`
 def test_lbf_policy_takes_invalid_actions_by_default():
     config = Config(scenario="lbf-8x8-3p-2f", method="fups", num_envs=4, hidden_sizes=(8,), num_logs=1,
                     total_steps=400, eval_episodes=0)

@@ -59,6 +59,7 @@ def test_nops_plan_gives_each_agent_its_own_set_and_fups_one():
     assert fups.actor_masks == ()
 
 
+@pytest.mark.slow  # minutes of compilation; `make test-slow`
 def test_policy_diversity_is_zero_for_fups_and_positive_for_nops():
     env = envs.make("bps-15a-3c")
     obs = jax.random.normal(jax.random.PRNGKey(1), (32, env.obs_dim))

@@ -47,3 +47,17 @@ def test_time_left_is_within_20_percent_from_the_second_logging_point(capsys):
     for log in range(2, logs - 1):
         actual = seconds[log + 1:].sum()
         assert abs(shown[log][2] - actual) <= 0.2 * actual + 1, (log, shown[log][2], actual)
+
+
+def test_one_stalled_chunk_does_not_throw_off_the_time_left(capsys):
+    """A process paused for 20 minutes in one chunk: the chunks after it are timed as before."""
+    logs, per_log = 40, 100_000
+    seconds = np.full(logs, 12.0)
+    seconds[3] = 1200.0
+    progress = Progress("seps", total_steps=logs * per_log, num_seeds=4)
+    for log in range(logs):
+        progress.update((log + 1) * per_log, per_log, float(seconds[log]), timed=True, mean_return=0.0)
+    shown = _shown(capsys.readouterr().err)
+    for log in range(4, logs - 1):
+        actual = seconds[log + 1:].sum()
+        assert abs(shown[log][2] - actual) <= 0.2 * actual + 1, (log, shown[log][2], actual)

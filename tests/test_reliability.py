@@ -146,7 +146,8 @@ def interrupt_and_resume(sandbox: Sandbox, args: list[str], name: str, sig: sign
     return out
 
 
-@pytest.mark.parametrize("sig, k", [(signal.SIGINT, 2), (signal.SIGTERM, 0), (signal.SIGKILL, 4)],
+@pytest.mark.parametrize("sig, k", [pytest.param(signal.SIGINT, 2, marks=pytest.mark.slow), (signal.SIGTERM, 0),
+                                    (signal.SIGKILL, 4)],
                          ids=["SIGINT-after-2", "SIGTERM-at-start", "SIGKILL-after-4"])
 def test_interrupted_and_resumed_run_equals_uninterrupted(sandbox, fups_reference, sig, k):
     folder = interrupt_and_resume(sandbox, FUPS, f"fups-{sig.name}", sig, k)
@@ -160,6 +161,7 @@ def test_adaps_interrupted_after_identity_phase_resumes_exactly(sandbox):
     assert_same_results(folder, reference, "adaps")
 
 
+@pytest.mark.slow  # minutes of compilation; `make test-slow`
 def test_same_config_and_seed_same_metrics_other_seed_differs(sandbox, fups_reference):
     again = _finished_run(sandbox, FUPS, "fups-again")
     assert _metrics_without_wall_time(again) == _metrics_without_wall_time(fups_reference)
@@ -377,6 +379,7 @@ def test_checkpoints_work_under_a_relative_results_path(tmp_path, monkeypatch):
     assert logs == 1
 
 
+@pytest.mark.slow  # minutes of compilation; `make test-slow`
 def test_a_diverged_identity_phase_stops_the_run_instead_of_training_as_fups(tmp_path, capsys):
     """A VAE that diverges gives NaN identity vectors; k-means would then put every agent in one
     cluster and AdaPS would silently train as FuPS."""

@@ -54,6 +54,7 @@ SWEEP_ARGS = ["--scenario", "lbf-8x8-3p-2f", "--method", "fups", "--seeds", "2",
               "--set", "num_logs=2", "--set", "eval_episodes=1", "--set", "hidden_sizes=8", "--no-plots"]
 
 
+@pytest.mark.slow  # minutes of compilation; `make test-slow`
 def test_sweep_on_the_command_line_equals_single_value_runs(tmp_path):
     assert run_module.main([*SWEEP_ARGS, "--sweep", "learning_rate=0.0003,0.01", "--out", str(tmp_path / "sweep")]) == 0
     rows = results.read_metrics(tmp_path / "sweep" / "metrics.csv")
