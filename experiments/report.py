@@ -85,6 +85,15 @@ def _table(title: str, note: str, columns: list[str], rows: list[tuple[str, list
     return lines + [""]
 
 
+UNFINISHED = " †"
+UNFINISHED_NOTE = f" {UNFINISHED.strip()} marks a figure of a method still training (its last logging point so far)."
+
+
+def _marked(text: str, run: Run, *methods: str) -> str:
+    """`text`, marked when it is a figure of a method without a summary.json entry (still training)."""
+    return text + UNFINISHED if text != DASH and any(m not in run.summary for m in methods) else text
+
+
 def _summary_number(run: Run, method: str, key: str, fmt: str) -> str:
     entry = run.summary.get(method)
     value = entry.get(key) if isinstance(entry, dict) else None
@@ -100,11 +109,11 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
 
     tests = [{m: _test_return(run, m, backend) for m in run.methods} for run in runs]
     decimals = [_decimals([v for p, ci in t.values() if p is not None for v in (p, *ci)]) for t in tests]
-    rows = [(method_label(m), [_interval_text(*t.get(m, (None, None)), d) if m in run.methods else DASH
-                               for run, t, d in zip(runs, tests, decimals)]) for m in methods]
+    rows = [(method_label(m), [_marked(_interval_text(*t.get(m, (None, None)), d), run, m) if m in run.methods
+                               else DASH for run, t, d in zip(runs, tests, decimals)]) for m in methods]
     lines += _table("Final test return", "The greedy policy's team return (summed over agents) at each seed's last "
-                    "logging point: interquartile mean over seeds [95% stratified bootstrap interval].",
-                    columns, rows)
+                    "logging point: interquartile mean over seeds [95% stratified bootstrap interval]."
+                    + UNFINISHED_NOTE, columns, rows)
 
     for title, key, fmt, suffix, note in (
         ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks."),
@@ -128,14 +137,14 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
             for run in runs:
                 if PROPOSED in run.methods and b in run.methods and run.has_eval:
                     pair = stats.probability_of_improvement_table(run.rows, [PROPOSED, b], backend=backend)[PROPOSED][b]
-                    cells.append(_interval_text(pair["p"], pair["ci95"], 2))
+                    cells.append(_marked(_interval_text(pair["p"], pair["ci95"], 2), run, PROPOSED, b))
                 else:
                     cells.append(DASH)
             rows.append((method_label(b), cells))
         lines += _table(f"Probability of improvement of {method_label(PROPOSED)}",
                         f"P({method_label(PROPOSED)} > baseline) on the final greedy test return, per scenario: the "
                         "chance that a random seed of AdaPS beats a random seed of the baseline (ties count half) "
-                        "[95% stratified bootstrap interval].", columns, rows, head="baseline")
+                        "[95% stratified bootstrap interval]." + UNFINISHED_NOTE, columns, rows, head="baseline")
 
     old = [str(r.folder) for r in runs if not r.has_eval]
     if old:

@@ -108,4 +108,6 @@ def test_same_scenario_twice_names_the_folders(tmp_path):
     c = make_folder(tmp_path / "z", "bps-15a-3c", {"fups": [3.0]}, {})
     text = report.build_report([a, b, c], backend="numpy")
     assert f"| method | bps-15a-3c ({a}) | bps-15a-3c ({b}) | bps-15a-3c (z) |" in text
-    assert "| FuPS | 1.00 [1.00, 1.00] | 2.00 [2.00, 2.00] | 3.00 [3.00, 3.00] |" in text
+    # No summary.json entry: still training, so every figure carries the mark.
+    assert "| FuPS | 1.00 [1.00, 1.00] † | 2.00 [2.00, 2.00] † | 3.00 [3.00, 3.00] † |" in text
+    assert "† marks a figure of a method still training" in text
