@@ -4,8 +4,9 @@
     python -m experiments.report results/* --out docs/RESULTS.md
 
 Tables: the final greedy test return as "IQM [95% CI low, high]" over seeds (experiments.stats),
-trainable parameters, relative model size, policy diversity, and the probability that AdaPS beats
-each baseline, P(AdaPS > X) [95% CI], per scenario. The test-return statistics come from
+trainable parameters, relative model size, policy diversity, the identity phase's clusters and
+their adjusted Rand index per seed (AdaPS, SePS), and the probability that AdaPS beats each
+baseline, P(AdaPS > X) [95% CI], per scenario. The test-return statistics come from
 summary.json when the run wrote them there, else they are computed from metrics.csv; folders written
 before evaluation was logged show "–" and are named under the tables.
 """
@@ -102,6 +103,28 @@ def _summary_number(run: Run, method: str, key: str, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _sampled_return(run: Run, method: str) -> tuple[float | None, list | None]:
+    """IQM and interval of the final sampled-action test return from summary.json, or (None, None)."""
+    entry = run.summary.get(method)
+    sampled = entry.get("sampled") if isinstance(entry, dict) else None
+    if not isinstance(sampled, dict) or not isinstance(sampled.get("final_return_iqm"), (int, float)):
+        return None, None
+    interval = sampled.get("final_return_ci95")
+    if not (isinstance(interval, list) and len(interval) == 2 and all(isinstance(v, (int, float)) for v in interval)):
+        return None, None
+    return sampled["final_return_iqm"], interval
+
+
+def _identity_text(entry) -> str:
+    """"K (ARI)" per seed of a method with an identity phase, else DASH."""
+    if not isinstance(entry, dict):
+        return DASH
+    clusters, ari = entry.get("num_clusters"), entry.get("cluster_ari")
+    if not isinstance(clusters, list) or not isinstance(ari, list) or len(clusters) != len(ari):
+        return DASH
+    return ", ".join(f"{k} ({a:.2f})" if isinstance(a, (int, float)) else f"{k} (–)" for k, a in zip(clusters, ari))
+
+
 def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
     columns = _column_names(runs)
     methods = sorted({m for r in runs for m in r.methods}, key=_method_order)
@@ -115,10 +138,19 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
                     "logging point: interquartile mean over seeds [95% stratified bootstrap interval]."
                     + UNFINISHED_NOTE, columns, rows)
 
+    sampled = [{m: _sampled_return(run, m) for m in run.methods} for run in runs]
+    if any(p is not None for t in sampled for p, _ in t.values()):
+        rows = [(method_label(m), [_marked(_interval_text(*t.get(m, (None, None)), d), run, m) if m in run.methods
+                                   else DASH for run, t, d in zip(runs, sampled, decimals)]) for m in methods]
+        lines += _table("Final test return, sampled actions", "The same episodes' starts with actions sampled from "
+                        "the policy instead of its most likely action." + UNFINISHED_NOTE, columns, rows)
+
     for title, key, fmt, suffix, note in (
         ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks."),
         ("Relative size", "relative_size", ".2f", "×", "Parameters / one FuPS network."),
         ("Policy diversity", "policy_diversity_mean", ".3f", "", "Mean over seeds."),
+        ("Wall time", "wall_seconds", ",.0f", " s", "The method's process time on the machine that ran it, summed "
+         "over resumes (compilation included; `compile_seconds` in summary.json)."),
     ):
         rows = []
         for m in methods:
@@ -128,6 +160,15 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
                 cells.append(text + suffix if text != DASH else DASH)
             rows.append((method_label(m), cells))
         lines += _table(title, note, columns, rows)
+
+    rows = []
+    for m in methods:
+        cells = [_identity_text(run.summary.get(m)) for run in runs]
+        if any(c != DASH for c in cells):
+            rows.append((method_label(m), cells))
+    if rows:
+        lines += _table("Identity phase", "Clusters K found and their adjusted Rand index against the true agent "
+                        "types (1 = the types exactly), per seed.", columns, rows)
 
     baselines = [m for m in methods if m != PROPOSED]
     if any(PROPOSED in r.methods for r in runs) and baselines:
