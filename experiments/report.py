@@ -103,16 +103,17 @@ def _summary_number(run: Run, method: str, key: str, fmt: str) -> str:
     return format(value, fmt)
 
 
-def _sampled_return(run: Run, method: str) -> tuple[float | None, list | None]:
-    """IQM and interval of the final sampled-action test return from summary.json, or (None, None)."""
+def _summary_interval(run: Run, method: str, key: str, part: str | None = None) -> tuple[float | None, list | None]:
+    """`key`_iqm and `key`_ci95 of the method's summary.json entry (of its `part` sub-entry, such as
+    "sampled"), or (None, None)."""
     entry = run.summary.get(method)
-    sampled = entry.get("sampled") if isinstance(entry, dict) else None
-    if not isinstance(sampled, dict) or not isinstance(sampled.get("final_return_iqm"), (int, float)):
+    entry = entry.get(part) if part and isinstance(entry, dict) else entry
+    if not isinstance(entry, dict) or not isinstance(entry.get(f"{key}_iqm"), (int, float)):
         return None, None
-    interval = sampled.get("final_return_ci95")
+    interval = entry.get(f"{key}_ci95")
     if not (isinstance(interval, list) and len(interval) == 2 and all(isinstance(v, (int, float)) for v in interval)):
         return None, None
-    return sampled["final_return_iqm"], interval
+    return entry[f"{key}_iqm"], interval
 
 
 def _identity_text(entry) -> str:
@@ -138,12 +139,18 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
                     "logging point: interquartile mean over seeds [95% stratified bootstrap interval]."
                     + UNFINISHED_NOTE, columns, rows)
 
-    sampled = [{m: _sampled_return(run, m) for m in run.methods} for run in runs]
-    if any(p is not None for t in sampled for p, _ in t.values()):
-        rows = [(method_label(m), [_marked(_interval_text(*t.get(m, (None, None)), d), run, m) if m in run.methods
-                                   else DASH for run, t, d in zip(runs, sampled, decimals)]) for m in methods]
-        lines += _table("Final test return, sampled actions", "The same episodes' starts with actions sampled from "
-                        "the policy instead of its most likely action." + UNFINISHED_NOTE, columns, rows)
+    for title, key, part, note in (
+        ("Final test return, sampled actions", "final_return", "sampled",
+         "The same episodes' starts with actions sampled from the policy instead of its most likely action."),
+        ("Area under the test-return curve", "auc_return", None,
+         "The greedy test return averaged over all logging points (learning speed as well as the end point): "
+         "IQM over seeds [95% interval]."),
+    ):
+        figures = [{m: _summary_interval(run, m, key, part) for m in run.methods} for run in runs]
+        if any(p is not None for t in figures for p, _ in t.values()):
+            rows = [(method_label(m), [_interval_text(*t.get(m, (None, None)), d) if m in run.methods else DASH
+                                       for run, t, d in zip(runs, figures, decimals)]) for m in methods]
+            lines += _table(title, note, columns, rows)
 
     for title, key, fmt, suffix, note in (
         ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks."),

@@ -42,7 +42,8 @@ def _entry(params, relative, diversity, **extra):
 def folders(tmp_path):
     a = make_folder(tmp_path / "a", "bps-15a-3c", {"adaps": [2.0, 2.0, 4.0], "fups": [1.0, 1.0, 1.0]},
                     {"adaps": _entry(10118, 1.0, 0.5, num_clusters=[3, 3, 2], cluster_ari=[1.0, 1.0, 0.5681], wall_seconds=1234.5,
-                                     sampled={"final_return_iqm": 2.5, "final_return_ci95": [2.0, 3.0]}),
+                                     sampled={"final_return_iqm": 2.5, "final_return_ci95": [2.0, 3.0]},
+                                     auc_return_iqm=1.5, auc_return_ci95=[1.0, 2.0]),
                      "fups": _entry(10118, 1.0, 0.0, num_clusters=None, cluster_ari=None)})
     # The run wrote the statistics into summary.json: the report takes them from there.
     b = make_folder(tmp_path / "b", "lbf-10x10-6p-3f", {"adaps": [0.0, 0.0, 0.0], "nops": [0.5, 0.5, 0.5]},
@@ -71,6 +72,7 @@ def test_report_cells_by_hand(tmp_path):
     assert _line(text, "| NoPS |", "Relative size") == "| NoPS | – | 6.00× | – |"
     assert _line(text, "| AdaPS |", "Policy diversity") == "| AdaPS | 0.500 | 0.250 | – |"
     assert _line(text, "| AdaPS |", "Final test return, sampled") == "| AdaPS | 2.50 [2.00, 3.00] | – | – |"
+    assert _line(text, "| AdaPS |", "Area under") == "| AdaPS | 1.50 [1.00, 2.00] | – | – |"
     assert _line(text, "| AdaPS |", "Wall time") == "| AdaPS | 1,234 s | – | – |"
     assert _line(text, "| AdaPS |", "Identity phase") == "| AdaPS | 3 (1.00), 3 (1.00), 2 (0.57) | – | – |"
     assert "| FuPS |" not in text.split("## Identity phase")[1].split("## ")[0]  # no identity phase, no row
