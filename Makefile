@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: run test test-slow bench bench-gpu bench-envs clean
+.PHONY: run test test-slow bench bench-gpu bench-envs reproduce clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,22 @@ bench: $(STAMP_TEST)
 ## make bench-gpu: the GPU check (bench/gpu.sh; under 8 minutes on one H100/H200-class GPU)
 bench-gpu: $(STAMP_TEST)
 	PYTHON=$(PY) bench/gpu.sh $(ARGS)
+
+## make reproduce: every paper-preset run of docs/RESULTS.md in order (many hours on a CPU); run it again to continue
+RUN := $(PY) -m experiments.run
+PAPER := --preset paper
+reproduce: $(STAMP_RUN)
+	$(RUN) --scenario bps-15a-3c $(PAPER) --out docs/results/bps-15a-3c-paper
+	$(RUN) --scenario bps-30a-3c --preset quick --out docs/results/bps-30a-3c-quick
+	$(RUN) --scenario lbf-10x10-6p-3f $(PAPER) --out docs/results/lbf-10x10-6p-3f-paper
+	$(RUN) --scenario crware-2c-tiny-4ag $(PAPER) --out docs/results/crware-2c-tiny-4ag-paper
+	$(RUN) --scenario lbf-10x10-6p-3f-2s $(PAPER) --out docs/results/lbf-10x10-6p-3f-2s-paper
+	$(RUN) --scenario bps-15a-3c --method adaps $(PAPER) --sweep mask_threshold=0.1,0.2,0.4,0.6 --out docs/results/bps-15a-3c-paper-lambda
+	$(RUN) --scenario bps-15a-3c --method adaps $(PAPER) --set num_clusters=6 --out docs/results/bps-15a-3c-paper-k6
+	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --sweep mask_threshold=0.1,0.2,0.4,0.6 --out docs/results/lbf-10x10-6p-3f-2s-paper-lambda
+	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --set num_clusters=3 --out docs/results/lbf-10x10-6p-3f-2s-paper-k3
+	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --set num_clusters=6 --out docs/results/lbf-10x10-6p-3f-2s-paper-k6
+	$(PY) -m experiments.plot docs/results/*-paper --out docs/results/paper-plots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
