@@ -229,7 +229,9 @@ def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], 
                 variant, seed = variants[index // seeds], index % seeds
                 rows.append(metrics_row(variant, seed, log, trainer, m, index, wall, env.num_types, type_names))
                 finished.append(rows[-1]["return_mean"])
-            # metrics.csv before the checkpoint: the checkpoint is never ahead of the rows.
+            # The previous checkpoint reaches the disk before these rows do (it had the whole chunk's
+            # time to), so metrics.csv is at most one logging point ahead of the checkpoint, which
+            # resuming accepts, and never behind it.
             writer.wait()
             results.write_metrics(out / "metrics.csv", rows, type_names, run.sweep)
             save(log + 1)
