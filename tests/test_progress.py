@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from experiments.bench import time_left
 from experiments.console import Progress
 
 LINE = re.compile(r"([\d,]+)/([\d,]+) steps\s+([\d,]+|--) steps/s\s+left (\d+|--):(\d\d|--)")
@@ -61,3 +62,18 @@ def test_one_stalled_chunk_does_not_throw_off_the_time_left(capsys):
     for log in range(4, logs - 1):
         actual = seconds[log + 1:].sum()
         assert abs(shown[log][2] - actual) <= 0.2 * actual + 1, (log, shown[log][2], actual)
+
+
+def test_replay_of_a_runs_chunk_times_compares_each_estimate_with_the_real_rest():
+    """Chunks of 10 s, one of 70 s (a burst of other work) at logging point 5: from point 2 on the
+    estimate is 10 s per remaining chunk, and the real rest is exact except before the burst."""
+    walls = np.cumsum([30.0] + [70.0 if log == 5 else 10.0 for log in range(1, 12)])
+    rows = [{"method": "fups", "seed": 0, "log": log, "env_steps": 1000 * (log + 1), "wall_seconds": w}
+            for log, w in enumerate(walls)] + [{"method": "fups", "seed": 1, "log": 0, "env_steps": 1000,
+                                                "wall_seconds": 0.0}]
+    estimates = time_left.replay(rows, "fups")
+    assert [log for log, _, _ in estimates] == list(range(2, 11))
+    for log, shown, actual in estimates:
+        assert actual == walls[-1] - walls[log]
+        assert shown == 10 * (11 - log)  # the median of the recent chunks ignores the burst
+    assert time_left.main(["/nonexistent", "fups"]) == 2

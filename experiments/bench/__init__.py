@@ -4,6 +4,7 @@
     python -m experiments.bench --quick      # a smoke run of every section (bench/quick/, docs untouched)
     python -m experiments.bench --gpu        # one large GPU, under 8 minutes (bench/gpu.sh): bench/gpu/
     python -m experiments.bench --sections training,agents --skip-envs
+    python -m experiments.bench.time_left DIR METHOD   # how right a finished run's "time left" was
 
 Sections (each a list of measurements in results.json; results.md shows them as tables):
 - envs: the environment benchmark (`experiments.bench_envs`), which also times the original Python
@@ -26,6 +27,8 @@ Sections (each a list of measurements in results.json; results.md shows them as 
   alone: env-steps per second per (value, seed).
 - cli: whole processes from start to exit: the default command line (cold, and with a warm
   compilation cache) against the bare compiled training of the identical config.
+- paper: one logging interval of the paper preset (FuPS, 4 seeds, with its evaluation episodes)
+  against the training section's chunk, timed in turn.
 - profile: milliseconds per A2C update of the compiled pieces (environment step alone, actor
   forward, the trainer's rollout with its in-place resets, loss, gradient, optimiser, whole update).
 
