@@ -4,7 +4,7 @@ import importlib
 import pytest
 
 COMMANDS = ["experiments.plot", "experiments.render", "experiments.report", "experiments.identity_report",
-            "experiments.multihost", "experiments.bench.main", "experiments.bench_envs"]
+            "experiments.multihost", "experiments.bench.main", "experiments.bench.time_left", "experiments.bench_envs"]
 
 
 @pytest.mark.parametrize("module", COMMANDS)
