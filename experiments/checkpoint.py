@@ -16,7 +16,6 @@ import hashlib
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +88,13 @@ class Writer:
     def __init__(self):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self.host_seconds = 0.0  # time the caller spent copying states to host memory
 
     def save(self, directory: Path, state: Any, logs_done: int, fingerprint: str = "", extra: dict | None = None) -> None:
         import jax
         import numpy as np
 
         self.wait()
-        started = time.perf_counter()
         host = jax.tree.map(lambda x: np.array(x, copy=True), state)
-        self.host_seconds += time.perf_counter() - started
 
         def write() -> None:
             try:

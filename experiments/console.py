@@ -38,13 +38,26 @@ class Progress:
             print(file=sys.stderr)
         print(f"{self.label}: {text}", file=sys.stderr, flush=True)
 
+    def record(self, chunk_steps: int, chunk_seconds: float) -> None:
+        """A chunk that compiled nothing: its steps per seed and seconds count towards the rate."""
+        if chunk_seconds > 0:
+            self.recent.append(chunk_steps / chunk_seconds)
+
+    def rate(self) -> float:
+        """Steps per second per seed (NaN before the first timed chunk)."""
+        return float(np.median(self.recent)) if self.recent else math.nan
+
+    def seconds_left(self, steps: int) -> float:
+        """Seconds until `total` steps per seed at the current rate (inf before there is one)."""
+        rate = self.rate()
+        return (self.total - steps) / rate if rate > 0 else math.inf
+
     def update(self, steps: int, chunk_steps: int, chunk_seconds: float, timed: bool, mean_return: float) -> None:
         """After a logging point: `steps` per seed so far; the chunk's own steps and seconds count
         towards the rate when `timed` (nothing was compiled in it)."""
-        if timed and chunk_seconds > 0:
-            self.recent.append(chunk_steps / chunk_seconds)
-        rate = float(np.median(self.recent)) if self.recent else math.nan  # per seed
-        left = (self.total - steps) / rate if rate > 0 else math.inf
+        if timed:
+            self.record(chunk_steps, chunk_seconds)
+        rate, left = self.rate(), self.seconds_left(steps)
         done = steps / self.total
         bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
         shown = f"{rate * self.num_seeds:>9,.0f}" if math.isfinite(rate) else f"{'--':>9}"

@@ -36,6 +36,7 @@ from experiments.folder import check_rows
 # the time between chunks (rows, files, the checkpoint's copy to host memory) in which nothing trained.
 TIMING_FIELDS = ("wall_seconds", "compile_seconds", "between_chunks_seconds")
 
+
 class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss, gradient or parameter."""
 
@@ -245,10 +246,11 @@ def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], 
     finally:
         progress.close()
         writer.wait()  # the last checkpoint is on disk before the method counts as stopped or done
+    spent = timing()  # one figure for every variant: they trained together
     entries = {}
     for v, variant in enumerate(variants):
         part = jax.tree.map(lambda x: x[v * seeds:(v + 1) * seeds], state)
-        entries[variant.name] = summarise(trainer, part, rows, variant.name, timing())
+        entries[variant.name] = summarise(trainer, part, rows, variant.name, spent)
     return entries
 
 

@@ -11,15 +11,11 @@ of the fast suite compares across builds (a test compares runs of one process, o
 tolerances). `make test-slow`, whose learning runs are long, keeps the default level, which is also
 what users run.
 """
-import os
-
+from adaps_jax.runtime import _default_xla_flag
 from experiments.cli import start_jax
-
-FAST_BUILD_FLAG = "--xla_backend_optimization_level=0"
 
 
 def pytest_configure(config):
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "not slow" in (config.option.markexpr or "") and "xla_backend_optimization_level" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {FAST_BUILD_FLAG}".strip()  # before JAX starts its backend
+    if "not slow" in (config.option.markexpr or ""):
+        _default_xla_flag("xla_backend_optimization_level", "0")  # before JAX starts its backend
     start_jax()

@@ -73,7 +73,7 @@ def test_replay_of_a_runs_chunk_times_compares_each_estimate_with_the_real_rest(
                                                 "wall_seconds": 0.0}]
     estimates = time_left.replay(rows, "fups")
     assert [log for log, _, _ in estimates] == list(range(2, 11))
-    for log, shown, actual in estimates:
+    for log, estimate, actual in estimates:
         assert actual == walls[-1] - walls[log]
-        assert shown == 10 * (11 - log)  # the median of the recent chunks ignores the burst
+        assert estimate == 10 * (11 - log)  # the median of the recent chunks ignores the burst
     assert time_left.main(["/nonexistent", "fups"]) == 2

@@ -6,9 +6,6 @@ compared with the time the run really took from there to its end.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import re
 import sys
 from pathlib import Path
 
@@ -18,19 +15,9 @@ from experiments import results
 from experiments.cli import OneLineArgumentParser
 from experiments.console import Progress
 
-LEFT = re.compile(r"left (?:(\d+)h(\d\d)m|(\d+):(\d\d))")
 
-
-def _seconds_left(line: str) -> float | None:
-    match = LEFT.search(line)
-    if match is None:
-        return None  # "--:--": no rate yet
-    hours, minutes, mins, secs = match.groups()
-    return 3600 * int(hours) + 60 * int(minutes) if hours else 60 * int(mins) + int(secs)
-
-
-def replay(rows: list[dict], method: str, num_seeds: int = 1) -> list[tuple[int, float, float]]:
-    """(logging point, shown seconds left, actual seconds left) from the second timed logging point
+def replay(rows: list[dict], method: str) -> list[tuple[int, float, float]]:
+    """(logging point, estimated seconds left, actual seconds left) from the second timed logging point
     to the one before the last. A logging point's chunk time is the difference of consecutive
     `wall_seconds` (seed 0's rows; the first point, which includes start-up and compilation, only
     starts the clock)."""
@@ -39,16 +26,12 @@ def replay(rows: list[dict], method: str, num_seeds: int = 1) -> list[tuple[int,
         raise ValueError(f"{method} has {len(mine)} logging points; at least 4 are needed")
     walls = np.array([r["wall_seconds"] for r in mine], float)
     steps = [int(r["env_steps"]) for r in mine]
-    progress = Progress(method, steps[-1], num_seeds)
+    progress = Progress(method, steps[-1], num_seeds=1)  # the seeds count only in the shown rate
     out = []
-    for k in range(1, len(mine)):
-        text = io.StringIO()
-        with contextlib.redirect_stderr(text):
-            progress.update(steps[k], steps[k] - steps[k - 1], float(walls[k] - walls[k - 1]), timed=True,
-                            mean_return=0.0)
-        shown = _seconds_left(text.getvalue())
-        if k >= 2 and k < len(mine) - 1 and shown is not None:
-            out.append((mine[k]["log"], shown, float(walls[-1] - walls[k])))
+    for k in range(1, len(mine) - 1):
+        progress.record(steps[k] - steps[k - 1], float(walls[k] - walls[k - 1]))
+        if k >= 2:
+            out.append((mine[k]["log"], progress.seconds_left(steps[k]), float(walls[-1] - walls[k])))
     return out
 
 
@@ -66,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {args.folder}: {err}".splitlines()[0], file=sys.stderr)
         return 2
-    errors = np.array([(shown - actual) / actual for _, shown, actual in estimates])
+    errors = np.array([(estimate - actual) / actual for _, estimate, actual in estimates])
     worst = int(np.argmax(np.abs(errors)))
     print(f"{args.method}: time left within 20% at {int(np.sum(np.abs(errors) <= 0.2))} of {len(errors)} logging "
           f"points (from the second timed one); median error {np.median(np.abs(errors)):.1%}; worst "
