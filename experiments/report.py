@@ -3,8 +3,9 @@
     python -m experiments.report results/bps-15a-3c results/lbf-10x10-6p-3f            # to stdout
     python -m experiments.report results/* --out docs/RESULTS.md
 
-Tables: the final greedy test return as "IQM [95% CI low, high]" over seeds (experiments.stats),
-trainable parameters, relative model size, policy diversity, the identity phase's clusters and
+Tables: first "at a glance" (return, relative size and diversity in one cell per method and scenario,
+the README's results table), then the final greedy test return as "IQM [95% CI low, high]" over
+seeds (experiments.stats), trainable parameters, relative model size, policy diversity, the identity phase's clusters and
 their adjusted Rand index per seed (AdaPS, SePS), and the probability that AdaPS beats each
 baseline, P(AdaPS > X) [95% CI], per scenario. The test-return statistics come from
 summary.json when the run wrote them there, else they are computed from metrics.csv; folders written
@@ -95,12 +96,13 @@ def _marked(text: str, run: Run, *methods: str) -> str:
     return text + UNFINISHED if text != DASH and any(m not in run.summary for m in methods) else text
 
 
-def _summary_number(run: Run, method: str, key: str, fmt: str) -> str:
+def _summary_number(run: Run, method: str, key: str, fmt: str, suffix: str = "") -> str:
+    """The method's summary.json `key` formatted, with its unit, or DASH."""
     entry = run.summary.get(method)
     value = entry.get(key) if isinstance(entry, dict) else None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return DASH
-    return format(value, fmt)
+    return format(value, fmt) + suffix
 
 
 def _summary_interval(run: Run, method: str, key: str, part: str | None = None) -> tuple[float | None, list | None]:
@@ -126,6 +128,10 @@ def _identity_text(entry) -> str:
     return ", ".join(f"{k} ({a:.2f})" if isinstance(a, (int, float)) else f"{k} (–)" for k, a in zip(clusters, ari))
 
 
+# The figures beside the test return in the "At a glance" table: summary.json key, format, unit.
+GLANCE_EXTRAS = (("relative_size", ".2f", "×"), ("policy_diversity_mean", ".3f", ""))
+
+
 def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
     columns = _column_names(runs)
     methods = sorted({m for r in runs for m in r.methods}, key=_method_order)
@@ -135,6 +141,15 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
     decimals = [_decimals([v for p, ci in t.values() if p is not None for v in (p, *ci)]) for t in tests]
     rows = [(method_label(m), [_marked(_interval_text(*t.get(m, (None, None)), d), run, m) if m in run.methods
                                else DASH for run, t, d in zip(runs, tests, decimals)]) for m in methods]
+    def glance_cell(run: Run, method: str, test_cell: str) -> str:
+        parts = [test_cell] + [_summary_number(run, method, *extra) for extra in GLANCE_EXTRAS]
+        return DASH if all(part == DASH for part in parts) else " · ".join(parts)
+
+    glance = [(label, [glance_cell(run, m, cell) for run, cell in zip(runs, cells)])
+              for m, (label, cells) in zip(methods, rows)]
+    lines += _table("At a glance", "Per scenario: the final greedy test return [95% interval] · the relative "
+                    "model size · the policy diversity (each explained in its own table below)." + UNFINISHED_NOTE,
+                    columns, glance)
     lines += _table("Final test return", "The greedy policy's team return (summed over agents) at each seed's last "
                     "logging point: interquartile mean over seeds [95% stratified bootstrap interval]."
                     + UNFINISHED_NOTE, columns, rows)
@@ -159,13 +174,7 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
         ("Wall time", "wall_seconds", ",.0f", " s", "The method's process time on the machine that ran it, summed "
          "over resumes (compilation included; `compile_seconds` in summary.json)."),
     ):
-        rows = []
-        for m in methods:
-            cells = []
-            for run in runs:
-                text = _summary_number(run, m, key, fmt)
-                cells.append(text + suffix if text != DASH else DASH)
-            rows.append((method_label(m), cells))
+        rows = [(method_label(m), [_summary_number(run, m, key, fmt, suffix) for run in runs]) for m in methods]
         lines += _table(title, note, columns, rows)
 
     rows = []

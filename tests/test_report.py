@@ -66,6 +66,10 @@ def test_report_cells_by_hand(tmp_path):
     # and each end has chance above 2.5% ((2/3)^3 and (1/3)^3).
     assert _line(text, "| AdaPS |", "Final test return") == "| AdaPS | 2.67 [2.00, 4.00] | 0.750 [0.500, 0.875] | – |"
     assert _line(text, "| FuPS |", "Final test return") == "| FuPS | 1.00 [1.00, 1.00] | – | – |"
+    # At a glance: the same return cell, then relative size and diversity from summary.json.
+    assert _line(text, "| AdaPS |", "At a glance") == ("| AdaPS | 2.67 [2.00, 4.00] · 1.00× · 0.500 "
+                                                       "| 0.750 [0.500, 0.875] · 1.00× · 0.250 | – |")
+    assert _line(text, "| NoPS |", "At a glance") == "| NoPS | – | – · 6.00× · 0.125 | – |"
     assert _line(text, "| NoPS |", "Final test return") == "| NoPS | – | – | – |"  # null in summary.json
     assert _line(text, "| NoPS |", "Parameters") == "| NoPS | – | 74,154 | – |"
     assert _line(text, "| FuPS |", "Parameters") == "| FuPS | 10,118 | – | 14,470 |"
