@@ -114,6 +114,16 @@ class Writer:
             error, self._error = self._error, None
             raise error
 
+    def finish(self, leaving: BaseException | None) -> None:
+        """`wait` at the end of training. `leaving` is the error the training is already stopping
+        with, if any: a failed save then becomes a note on it instead of hiding it."""
+        try:
+            self.wait()
+        except Exception as save_error:
+            if leaving is None:
+                raise
+            leaving.add_note(f"the last checkpoint save failed too: {save_error}")
+
 
 def latest(directory: Path) -> Path | None:
     """The complete checkpoint folder to read (`directory` or, mid-swap, `directory.old`), or None."""

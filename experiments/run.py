@@ -166,8 +166,8 @@ def execute(run: RunDescription, out: Path, stop: StopRequest, tensorboard, plot
             results.write_json(out / "summary.json", summary)
             for name, entry in entries.items():
                 print(describe(name, entry), file=sys.stderr)
-    except (NonFiniteError, OutOfMemory) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (NonFiniteError, OutOfMemory) as err:  # with a failed last save as its note (checkpoint.Writer.finish)
+        print(f"error: {err}" + "".join(f"; {note}" for note in getattr(err, "__notes__", ())), file=sys.stderr)
         return EXIT_FAILED
     except OSError as err:
         print(f"error: cannot write results to {out}: {err}; resume with: {resume_hint}".splitlines()[0], file=sys.stderr)

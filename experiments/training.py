@@ -205,6 +205,7 @@ def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], 
         writer.save(ckpt_dir, state, done, mark, extra=timing())
 
     type_names = results.type_columns(env.num_types)
+    leaving = None
     try:
         if state is None:
             state = programs.init(*((keys,) if hparams is None else (keys, hparams)))
@@ -243,9 +244,12 @@ def train_method(run: RunDescription, method: str, out: Path, rows: list[dict], 
             if tensorboard is not None:
                 for variant in variants:
                     tensorboard.log(variant.name, steps, [r for r in rows[-len(variants) * seeds:] if r["method"] == variant.name])
+    except BaseException as error:
+        leaving = error
+        raise
     finally:
         progress.close()
-        writer.wait()  # the last checkpoint is on disk before the method counts as stopped or done
+        writer.finish(leaving)  # the last checkpoint is on disk before the method counts as stopped or done
     spent = timing()  # one figure for every variant: they trained together
     entries = {}
     for v, variant in enumerate(variants):

@@ -351,6 +351,19 @@ def test_background_writer_raises_a_failed_save_in_the_caller(tmp_path):
     assert checkpoint.saved_logs(tmp_path / "ok") == 1
 
 
+def test_a_failed_last_save_does_not_hide_the_error_training_stops_with(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    writer = checkpoint.Writer()
+    writer.save(blocker / "checkpoints" / "fups", {"w": np.zeros(3)}, 1, "mark")
+    leaving = FloatingPointError("non-finite loss")
+    writer.finish(leaving)  # no raise: the training's own error goes on, carrying the save's
+    assert len(leaving.__notes__) == 1 and leaving.__notes__[0].startswith("the last checkpoint save failed too")
+    writer.save(blocker / "checkpoints" / "fups", {"w": np.zeros(3)}, 1, "mark")
+    with pytest.raises(OSError):
+        writer.finish(None)  # nothing else going wrong: the save's error is the one raised
+
+
 def test_checkpoint_swap_interrupted_between_renames_still_restores(tmp_path):
     directory = tmp_path / "checkpoints" / "fups"
     first, second = {"w": np.arange(3.0)}, {"w": np.arange(3.0) + 10}
