@@ -3,13 +3,14 @@
     python -m experiments.report results/bps-15a-3c results/lbf-10x10-6p-3f            # to stdout
     python -m experiments.report results/* --out docs/RESULTS.md
 
-Tables: first "at a glance" (return, relative size and diversity in one cell per method and scenario,
-the README's results table), then the final greedy test return as "IQM [95% CI low, high]" over
-seeds (experiments.stats), trainable parameters, relative model size, policy diversity, the identity phase's clusters and
-their adjusted Rand index per seed (AdaPS, SePS), and the probability that AdaPS beats each
-baseline, P(AdaPS > X) [95% CI], per scenario. The test-return statistics come from
-summary.json when the run wrote them there, else they are computed from metrics.csv; folders written
-before evaluation was logged show "–" and are named under the tables.
+Tables: first "at a glance" (return, relative size and diversity in one cell per method and
+scenario, the README's results table), then the final greedy test return as "IQM [95% CI low,
+high]" over seeds (experiments.stats), trainable parameters, relative model size, policy
+diversity, the identity phase's clusters and their adjusted Rand index per seed (AdaPS, SePS),
+and the probability that AdaPS beats each baseline, P(AdaPS > X) [95% CI], per scenario. The
+test-return statistics come from summary.json when the run wrote them there, else they are
+computed from metrics.csv; folders written before evaluation was logged show "–" and are named
+under the tables.
 """
 from __future__ import annotations
 
@@ -128,8 +129,11 @@ def _identity_text(entry) -> str:
     return ", ".join(f"{k} ({a:.2f})" if isinstance(a, (int, float)) else f"{k} (–)" for k, a in zip(clusters, ari))
 
 
-# The figures beside the test return in the "At a glance" table: summary.json key, format, unit.
-GLANCE_EXTRAS = (("relative_size", ".2f", "×"), ("policy_diversity_mean", ".3f", ""))
+# summary.json figures shown as numbers: key, format, unit. The relative size and the diversity
+# also stand beside the test return in the "At a glance" table.
+RELATIVE_SIZE = ("relative_size", ".2f", "×")
+DIVERSITY = ("policy_diversity_mean", ".3f", "")
+GLANCE_EXTRAS = (RELATIVE_SIZE, DIVERSITY)
 
 
 def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
@@ -169,8 +173,8 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
 
     for title, key, fmt, suffix, note in (
         ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks."),
-        ("Relative size", "relative_size", ".2f", "×", "Parameters / one FuPS network."),
-        ("Policy diversity", "policy_diversity_mean", ".3f", "", "Mean over seeds."),
+        ("Relative size", *RELATIVE_SIZE, "Parameters / one FuPS network."),
+        ("Policy diversity", *DIVERSITY, "Mean over seeds."),
         ("Wall time", "wall_seconds", ",.0f", " s", "The method's process time on the machine that ran it, summed "
          "over resumes (compilation included; `compile_seconds` in summary.json)."),
     ):
