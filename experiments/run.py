@@ -200,7 +200,7 @@ def _try_plots(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.time()
-    out, created = None, False
+    out, created, owned = None, False, False
     with StopRequest() as stop:
         try:
             try:
@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             # The lock comes before config.json: two runs started into one new folder at the same
             # instant must not both write it (the loser stops with "in use").
             with folder_lock(out):
+                # Only the process holding the lock may remove the folder it created: a loser that
+                # removed it would pull the empty folder from under the winner.
+                owned = created
                 start_jax(args.no_compile_cache)
                 if not args.resume:
                     from experiments.provenance import environment_record
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     remove_if_empty(out)
                 return code
         except (UsageError, ConfigError, CheckpointError) as err:
-            if created and out is not None:
+            if owned:
                 remove_if_empty(out)  # a run that never started leaves no folder behind
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT

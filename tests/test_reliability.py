@@ -8,6 +8,7 @@ run and its resume) and share a persistent XLA compilation cache, so each progra
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from experiments import checkpoint, results, training
 from experiments import run as run_module
 from experiments.console import describe
 from experiments.description import Variant
+from experiments.folder import folder_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM_LOGS = 10
@@ -426,6 +428,25 @@ def test_two_different_runs_started_into_one_new_folder_at_once(sandbox):
     assert config["config"]["total_steps"] == winner
     assert results.read_summary(out)["fups"]["env_steps"] <= winner
     assert max(r["env_steps"] for r in results.read_metrics(out / "metrics.csv")) == results.read_summary(out)["fups"]["env_steps"]
+
+
+def test_the_loser_of_a_race_into_a_new_folder_leaves_it_to_the_winner(tmp_path, monkeypatch, capsys):
+    """The race above, made deterministic: this run creates the folder, then another process locks
+    it first. This run stops with "in use" and must not remove the (still empty) folder, which
+    would pull it from under the winner."""
+    out = tmp_path / "race"
+    make_folder = run_module.make_folder
+    with contextlib.ExitStack() as winner:
+        def created_then_taken(path: Path) -> bool:
+            created = make_folder(path)
+            winner.enter_context(folder_lock(path))  # a second open file: flock refuses this process too
+            return created
+
+        monkeypatch.setattr(run_module, "make_folder", created_then_taken)
+        code = run_module.main([*FUPS, "--out", str(out)])
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert code == 2 and last.startswith("error:") and "in use" in last, last
+        assert out.is_dir() and not any(out.iterdir())
 
 
 def test_resume_refuses_a_finished_method_whose_rows_are_gone(sandbox, fups_reference, tmp_path):
