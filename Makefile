@@ -59,6 +59,9 @@ reproduce: $(STAMP_RUN)
 	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --set num_clusters=3 --out docs/results/lbf-10x10-6p-3f-2s-paper-k3
 	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --set num_clusters=6 --out docs/results/lbf-10x10-6p-3f-2s-paper-k6
 	$(PY) -m experiments.plot docs/results/*-paper --out docs/results/paper-plots
+	$(PY) -m experiments.report --ablation docs/results/bps-15a-3c-paper docs/results/bps-15a-3c-paper-lambda \
+		docs/results/bps-15a-3c-paper-k6 docs/results/lbf-10x10-6p-3f-2s-paper docs/results/lbf-10x10-6p-3f-2s-paper-lambda \
+		docs/results/lbf-10x10-6p-3f-2s-paper-k3 docs/results/lbf-10x10-6p-3f-2s-paper-k6 --out docs/results/ablation.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

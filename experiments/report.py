@@ -11,16 +11,27 @@ and the probability that AdaPS beats each baseline, P(AdaPS > X) [95% CI], per s
 test-return statistics come from summary.json when the run wrote them there, else they are
 computed from metrics.csv; folders written before evaluation was logged show "–" and are named
 under the tables.
+
+With --ablation, the report is instead AdaPS's ablation: every AdaPS run in the folders (a sweep's
+points, or separate runs) becomes an arm named by its lambda (`mask_threshold`) and K
+(`num_clusters`), with the scenarios as columns: the final greedy test return, the area under the
+curve, the identity phase's K (ARI) per seed, and P(arm > default arm) [95% CI], where the default
+arm is the config's default (lambda 0.2, K chosen automatically). Folders of one scenario join one
+column, so they must differ in nothing else (an error names the fields otherwise); where two
+folders hold the same arm, the first one given is shown.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
 
+from adaps_jax.config import Config
 from adaps_jax.methods import PROPOSED
 from experiments import results, stats
+from experiments.description import method_sweep, parse_sweep_json, sweep_grid, variant_name
 from experiments.plot import PlotInputError, Run, _method_order, method_label, read_run
 from experiments.cli import OneLineArgumentParser
 
@@ -214,8 +225,98 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
     return "\n".join(lines)
 
 
-def build_report(folders: list[Path], backend: str = "numpy") -> str:
-    """The report of the folders; ReportInputError for a folder that is not a readable results folder."""
+# The fields an AdaPS ablation varies (lambda and K), and their defaults: the default arm.
+ABLATED = ("mask_threshold", "num_clusters")
+DEFAULT_ARM = tuple({f.name: f.default for f in dataclasses.fields(Config)}[name] for name in ABLATED)
+
+
+def _arm_label(arm: tuple) -> str:
+    threshold, clusters = arm
+    label = f"λ = {threshold:g}, K = {'automatic' if clusters is None else clusters}"
+    return label + " (default)" if arm == DEFAULT_ARM else label
+
+
+def _adaps_arms(run: Run) -> list[tuple[tuple, str, dict]]:
+    """Each AdaPS run in a folder: (its arm (lambda, K), its name in the folder, every other config field)."""
+    data = results.read_json(run.folder / "config.json")  # read_run has read it once already
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    try:
+        sweep = method_sweep(parse_sweep_json(data.get("sweep", {})), PROPOSED)
+    except ValueError as err:
+        raise ReportInputError(f"{run.folder}: config.json's {err}".splitlines()[0]) from None
+    arms = []
+    for values in sweep_grid(sweep):
+        if variant_name(PROPOSED, values) in run.methods:
+            rest = {**config, **values, "method": PROPOSED}
+            arm = tuple(rest.pop(name, None) for name in ABLATED)
+            arms.append((arm, variant_name(PROPOSED, values), rest))
+    return arms
+
+
+def ablation_markdown(runs: list[Run], backend: str = "numpy") -> str:
+    """AdaPS's arms as rows, scenarios as columns (see the module docstring)."""
+    found: dict[str, dict[tuple, tuple[Run, str]]] = {}  # scenario -> arm -> (folder, run name)
+    first: dict[str, tuple[Run, dict]] = {}  # scenario -> its first folder and config
+    for run in runs:
+        arms = _adaps_arms(run)
+        if not arms:
+            raise ReportInputError(f"{run.folder} holds no AdaPS run; an ablation report reads AdaPS runs only")
+        for arm, name, rest in arms:
+            other, other_rest = first.setdefault(run.scenario, (run, rest))
+            differ = sorted(k for k in set(rest) | set(other_rest) if rest.get(k) != other_rest.get(k))
+            if differ:
+                raise ReportInputError(
+                    f"{run.folder} and {other.folder} differ in {', '.join(differ[:5])}; the arms of an ablation "
+                    f"may differ only in {' and '.join(ABLATED)}")
+            found.setdefault(run.scenario, {}).setdefault(arm, (run, name))
+    columns = list(found)
+    arms = sorted({arm for by_arm in found.values() for arm in by_arm},
+                  key=lambda arm: (arm[1] is not None, arm[1] or 0, arm[0]))
+
+    def cells(figure) -> list[tuple[str, list[str]]]:
+        """One row per arm: figure(run, name, scenario) where the scenario has that arm, else DASH."""
+        return [(_arm_label(arm), [figure(*found[s][arm], s) if arm in found[s] else DASH for s in columns])
+                for arm in arms]
+
+    tests = {s: {arm: _test_return(run, name, backend) for arm, (run, name) in by_arm.items()}
+             for s, by_arm in found.items()}
+    decimals = {s: _decimals([v for p, ci in t.values() if p is not None for v in (p, *ci)]) for s, t in tests.items()}
+
+    def final(run: Run, name: str, scenario: str) -> str:
+        return _marked(_interval_text(*_test_return(run, name, backend), decimals[scenario]), run, name)
+
+    def area(run: Run, name: str, scenario: str) -> str:
+        return _interval_text(*_summary_interval(run, name, "auc_return"), decimals[scenario])
+
+    def improvement(run: Run, name: str, scenario: str) -> str:
+        default = found[scenario].get(DEFAULT_ARM)
+        if default is None or (run, name) == default or not (run.has_eval and default[0].has_eval):
+            return DASH
+        mine, theirs = stats.final_scores(run.rows, name), stats.final_scores(default[0].rows, default[1])
+        p, interval = stats.probability_of_improvement_interval(mine, theirs, backend=backend)
+        if not math.isfinite(p):
+            return DASH
+        training = name not in run.summary or default[1] not in default[0].summary
+        return _interval_text(p, interval, 2) + (UNFINISHED if training else "")
+
+    lines = ["# AdaPS ablation", ""]
+    lines += _table("Final test return", "The greedy policy's team return at each seed's last logging point: IQM "
+                    "over seeds [95% stratified bootstrap interval]." + UNFINISHED_NOTE, columns, cells(final), "arm")
+    lines += _table("Area under the test-return curve", "The greedy test return averaged over all logging points: "
+                    "IQM over seeds [95% interval].", columns, cells(area), "arm")
+    lines += _table("Identity phase", "Clusters K found (or set) and their adjusted Rand index against the true "
+                    "agent types, per seed.", columns,
+                    cells(lambda run, name, _: _identity_text(run.summary.get(name))), "arm")
+    lines += _table("Probability of improvement over the default arm",
+                    "P(arm > default arm) on the final greedy test return: the chance that a random seed of the arm "
+                    "beats a random seed of the default arm (ties count half) [95% stratified bootstrap interval]."
+                    + UNFINISHED_NOTE, columns, cells(improvement), "arm")
+    return "\n".join(lines)
+
+
+def build_report(folders: list[Path], backend: str = "numpy", ablation: bool = False) -> str:
+    """The report of the folders (AdaPS's ablation with `ablation`); ReportInputError for a folder
+    that is not a readable results folder."""
     if not folders:
         raise ReportInputError("give at least one results folder")
     if backend not in stats.BACKENDS:
@@ -225,7 +326,7 @@ def build_report(folders: list[Path], backend: str = "numpy") -> str:
     except PlotInputError as err:
         raise ReportInputError(str(err)) from None
     try:
-        return report_markdown(runs, backend)
+        return (ablation_markdown if ablation else report_markdown)(runs, backend)
     except stats.StatsInputError as err:
         raise ReportInputError(str(err)) from None
 
@@ -237,9 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="FILE.md", help="write the report here (default: standard output)")
     p.add_argument("--stats-backend", choices=stats.BACKENDS, default="numpy",
                    help="statistics computed here: rliable when it imports (auto), or numpy (much faster)")
+    p.add_argument("--ablation", action="store_true",
+                   help="AdaPS's ablation instead: its lambda and K arms as rows (see below)")
     args = p.parse_args(argv)
     try:
-        text = build_report([Path(f) for f in args.folders], args.stats_backend)
+        text = build_report([Path(f) for f in args.folders], args.stats_backend, args.ablation)
     except ReportInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

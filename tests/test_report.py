@@ -123,3 +123,53 @@ def test_same_scenario_twice_names_the_folders(tmp_path):
     # No summary.json entry: still training, so every figure carries the mark.
     assert "| FuPS | 1.00 [1.00, 1.00] † | 2.00 [2.00, 2.00] † | 3.00 [3.00, 3.00] † |" in text
     assert "† marks a figure of a method still training" in text
+
+
+def _ablation_folder(path, scenario, finals, config, sweep=None, summary=None):
+    """make_folder, with the config.json a run of these AdaPS arms writes (its sweep, if any)."""
+    make_folder(path, scenario, finals, summary if summary is not None else {name: {} for name in finals})
+    data = {"scenario": scenario, "preset": "paper", "methods": ["adaps"] if sweep else list(finals),
+            "config": {"num_seeds": 3, "mask_threshold": 0.2, "num_clusters": None, **config}}
+    if sweep:
+        data["sweep"] = sweep
+    (path / "config.json").write_text(json.dumps(data))
+    return path
+
+
+def test_ablation_arms_by_hand(tmp_path, capsys):
+    main = _ablation_folder(tmp_path / "main", "bps-15a-3c", {"adaps": [1.0, 1.0, 1.0], "fups": [9.0, 9.0, 9.0]}, {},
+                            summary={"adaps": {"num_clusters": [3, 3, 3], "cluster_ari": [1.0, 1.0, 1.0],
+                                               "auc_return_iqm": 0.5, "auc_return_ci95": [0.25, 0.75]}, "fups": {}})
+    # A sweep whose lambda = 0.2 point repeats the default arm: the first folder given (main) is shown.
+    sweep = _ablation_folder(tmp_path / "sweep", "bps-15a-3c", {"adaps[mask_threshold=0.1]": [2.0, 2.0, 2.0],
+                                                                "adaps[mask_threshold=0.2]": [5.0, 5.0, 5.0]}, {},
+                             sweep={"mask_threshold": [0.1, 0.2]})
+    k6 = _ablation_folder(tmp_path / "k6", "bps-15a-3c", {"adaps": [0.0, 0.0, 1.0]}, {"num_clusters": 6},
+                          summary={})  # no summary entry yet: still training
+    lbf = _ablation_folder(tmp_path / "lbf", "lbf-10x10-6p-3f", {"adaps": [0.5, 0.5, 0.5]}, {})
+    text = report.build_report([main, sweep, k6, lbf], backend="numpy", ablation=True)
+    assert "| arm | bps-15a-3c | lbf-10x10-6p-3f |" in text
+    final = text.split("## Final test return")[1].split("## ")[0]
+    assert [line.split(" | ")[0] for line in final.splitlines() if line.startswith("| λ")] == [
+        "| λ = 0.1, K = automatic", "| λ = 0.2, K = automatic (default)", "| λ = 0.2, K = 6"]
+    assert _line(text, "| λ = 0.1, K = automatic |", "Final test return") == "| λ = 0.1, K = automatic | 2.00 [2.00, 2.00] | – |"
+    assert _line(text, "| λ = 0.2, K = automatic (default) |", "Final test return") == (
+        "| λ = 0.2, K = automatic (default) | 1.00 [1.00, 1.00] | 0.500 [0.500, 0.500] |")
+    # k6: seeds 0, 0, 1 (IQM of three = their mean), no summary entry: marked as still training.
+    assert _line(text, "| λ = 0.2, K = 6 |", "Final test return") == "| λ = 0.2, K = 6 | 0.33 [0.00, 1.00] † | – |"
+    assert _line(text, "| λ = 0.2, K = automatic (default) |", "Area under") == (
+        "| λ = 0.2, K = automatic (default) | 0.50 [0.25, 0.75] | – |")
+    assert _line(text, "| λ = 0.2, K = automatic (default) |", "Identity phase") == (
+        "| λ = 0.2, K = automatic (default) | 3 (1.00), 3 (1.00), 3 (1.00) | – |")
+    # P(arm > default): 2 > 1 always; k6's seeds tie (1 = 1, half) once in three: 1/6.
+    assert _line(text, "| λ = 0.1, K = automatic |", "Probability") == "| λ = 0.1, K = automatic | 1.00 [1.00, 1.00] | – |"
+    assert _line(text, "| λ = 0.2, K = 6 |", "Probability").startswith("| λ = 0.2, K = 6 | 0.17 [0.00, ")
+    assert _line(text, "| λ = 0.2, K = automatic (default) |", "Probability") == "| λ = 0.2, K = automatic (default) | – | – |"
+
+    other = _ablation_folder(tmp_path / "other", "bps-15a-3c", {"adaps": [1.0, 1.0, 1.0]}, {"num_seeds": 4, "num_clusters": 3})
+    fups = make_folder(tmp_path / "fups", "bps-15a-3c", {"fups": [1.0]}, {})
+    for folders, words in (([main, other], ["other", "main", "differ in num_seeds", "mask_threshold and num_clusters"]),
+                           ([fups], ["fups", "holds no AdaPS run"])):
+        assert report.main([*map(str, folders), "--ablation"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error: ") and all(w in err for w in words), err
