@@ -246,10 +246,10 @@ def _adaps_arms(run: Run) -> list[tuple[tuple, str, dict]]:
         raise ReportInputError(f"{run.folder}: config.json's {err}".splitlines()[0]) from None
     arms = []
     for values in sweep_grid(sweep):
-        if variant_name(PROPOSED, values) in run.methods:
+        name = variant_name(PROPOSED, values)
+        if name in run.methods:
             rest = {**config, **values, "method": PROPOSED}
-            arm = tuple(rest.pop(name, None) for name in ABLATED)
-            arms.append((arm, variant_name(PROPOSED, values), rest))
+            arms.append((tuple(rest.pop(field, None) for field in ABLATED), name, rest))
     return arms
 
 
