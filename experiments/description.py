@@ -214,8 +214,14 @@ class Listing(NamedTuple):
     """What readers of results (plot, report) need from a config.json."""
 
     scenario: str
-    methods: list[str]  # variant names, in the run's order
+    variants: list[Variant]  # in the run's order
     num_seeds: int | None
+    config: dict  # config.json's config as written ({} when absent): not checked against this code
+
+    @property
+    def methods(self) -> list[str]:
+        """The variants' names."""
+        return [v.name for v in self.variants]
 
 
 def read_listing(folder: Path) -> Listing:
@@ -234,11 +240,11 @@ def read_listing(folder: Path) -> Listing:
         sweep = parse_sweep_json(data.get("sweep", {}))
     except ValueError as err:
         raise ValueError(f"config.json's {err}") from None
-    config = data.get("config")
-    seeds = config.get("num_seeds") if isinstance(config, dict) else None
-    return Listing(data["scenario"], [variant_name(m, values) for m in methods
-                    for values in sweep_grid(method_sweep(sweep, m) if m in METHOD_TABLE else sweep)],
-                   seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else None)
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    seeds = config.get("num_seeds")
+    return Listing(data["scenario"], [Variant(variant_name(m, values), m, values) for m in methods
+                                      for values in sweep_grid(method_sweep(sweep, m) if m in METHOD_TABLE else sweep)],
+                   seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else None, config)
 
 
 def parse_sweep(items: list[str]) -> dict:

@@ -42,7 +42,7 @@ import numpy as np
 from experiments import results, stats
 from adaps_jax.methods import METHOD_TABLE, METHODS, PROPOSED
 from experiments.cli import OneLineArgumentParser
-from experiments.description import base_method, read_listing
+from experiments.description import Listing, base_method, read_listing
 
 EXIT_BAD_INPUT = 2
 BANDS = ("ci", "minmax")
@@ -131,6 +131,7 @@ class Run:
     rows: list[dict] = field(default_factory=list)  # metrics.csv as results.read_metrics gives it
     test_curves: dict[str, Curve] = field(default_factory=dict)  # greedy test return; {} in old folders
     num_types: int = 0
+    listing: Listing | None = None  # what config.json says the run is (variants, config)
 
     @property
     def has_eval(self) -> bool:
@@ -172,7 +173,8 @@ def read_run(folder: Path) -> Run:
     test_curves = _curves(rows, methods, TEST_COLUMN)
     columns = set().union(*(r.keys() for r in rows)) if rows else set()
     num_types = sum(1 for c in columns if c.startswith("return_type_"))
-    return Run(folder, listing.scenario, listing.num_seeds, methods, curves, summary, rows, test_curves, num_types)
+    return Run(folder, listing.scenario, listing.num_seeds, methods, curves, summary, rows, test_curves, num_types,
+               listing)
 
 
 def _curves(rows: list[dict], methods: list[str], column: str) -> dict[str, Curve]:

@@ -31,7 +31,6 @@ from pathlib import Path
 from adaps_jax.config import Config
 from adaps_jax.methods import PROPOSED
 from experiments import results, stats
-from experiments.description import method_sweep, parse_sweep_json, sweep_grid, variant_name
 from experiments.plot import PlotInputError, Run, _method_order, method_label, read_run
 from experiments.cli import OneLineArgumentParser
 
@@ -238,24 +237,17 @@ def _arm_label(arm: tuple) -> str:
 
 def _adaps_arms(run: Run) -> list[tuple[tuple, str, dict]]:
     """Each AdaPS run in a folder: (its arm (lambda, K), its name in the folder, every other config field)."""
-    data = results.read_json(run.folder / "config.json")  # read_run has read it once already
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    try:
-        sweep = method_sweep(parse_sweep_json(data.get("sweep", {})), PROPOSED)
-    except ValueError as err:
-        raise ReportInputError(f"{run.folder}: config.json's {err}".splitlines()[0]) from None
     arms = []
-    for values in sweep_grid(sweep):
-        name = variant_name(PROPOSED, values)
-        if name in run.methods:
-            rest = {**config, **values, "method": PROPOSED}
-            arms.append((tuple(rest.pop(field, None) for field in ABLATED), name, rest))
+    for variant in run.listing.variants:
+        if variant.method == PROPOSED and variant.name in run.methods:
+            rest = {**run.listing.config, **variant.values, "method": PROPOSED}
+            arms.append((tuple(rest.pop(field, None) for field in ABLATED), variant.name, rest))
     return arms
 
 
 def ablation_markdown(runs: list[Run], backend: str = "numpy") -> str:
     """AdaPS's arms as rows, scenarios as columns (see the module docstring)."""
-    found: dict[str, dict[tuple, tuple[Run, str]]] = {}  # scenario -> arm -> (folder, run name)
+    found: dict[str, dict[tuple, tuple[Run, str]]] = {}  # scenario -> arm -> (its folder, its name there)
     first: dict[str, tuple[Run, dict]] = {}  # scenario -> its first folder and config
     for run in runs:
         arms = _adaps_arms(run)
@@ -274,23 +266,26 @@ def ablation_markdown(runs: list[Run], backend: str = "numpy") -> str:
                   key=lambda arm: (arm[1] is not None, arm[1] or 0, arm[0]))
 
     def cells(figure) -> list[tuple[str, list[str]]]:
-        """One row per arm: figure(run, name, scenario) where the scenario has that arm, else DASH."""
-        return [(_arm_label(arm), [figure(*found[s][arm], s) if arm in found[s] else DASH for s in columns])
-                for arm in arms]
+        """One row per arm: figure(scenario, arm) where the scenario has that arm, else DASH."""
+        return [(_arm_label(arm), [figure(s, arm) if arm in found[s] else DASH for s in columns]) for arm in arms]
 
     tests = {s: {arm: _test_return(run, name, backend) for arm, (run, name) in by_arm.items()}
              for s, by_arm in found.items()}
     decimals = {s: _decimals([v for p, ci in t.values() if p is not None for v in (p, *ci)]) for s, t in tests.items()}
 
-    def final(run: Run, name: str, scenario: str) -> str:
-        return _marked(_interval_text(*_test_return(run, name, backend), decimals[scenario]), run, name)
+    def final(scenario: str, arm: tuple) -> str:
+        return _marked(_interval_text(*tests[scenario][arm], decimals[scenario]), *found[scenario][arm])
 
-    def area(run: Run, name: str, scenario: str) -> str:
-        return _interval_text(*_summary_interval(run, name, "auc_return"), decimals[scenario])
+    def area(scenario: str, arm: tuple) -> str:
+        return _interval_text(*_summary_interval(*found[scenario][arm], "auc_return"), decimals[scenario])
 
-    def improvement(run: Run, name: str, scenario: str) -> str:
-        default = found[scenario].get(DEFAULT_ARM)
-        if default is None or (run, name) == default or not (run.has_eval and default[0].has_eval):
+    def identity(scenario: str, arm: tuple) -> str:
+        run, name = found[scenario][arm]
+        return _identity_text(run.summary.get(name))
+
+    def improvement(scenario: str, arm: tuple) -> str:
+        (run, name), default = found[scenario][arm], found[scenario].get(DEFAULT_ARM)
+        if default is None or arm == DEFAULT_ARM or not (run.has_eval and default[0].has_eval):
             return DASH
         mine, theirs = stats.final_scores(run.rows, name), stats.final_scores(default[0].rows, default[1])
         p, interval = stats.probability_of_improvement_interval(mine, theirs, backend=backend)
@@ -305,8 +300,7 @@ def ablation_markdown(runs: list[Run], backend: str = "numpy") -> str:
     lines += _table("Area under the test-return curve", "The greedy test return averaged over all logging points: "
                     "IQM over seeds [95% interval].", columns, cells(area), "arm")
     lines += _table("Identity phase", "Clusters K found (or set) and their adjusted Rand index against the true "
-                    "agent types, per seed.", columns,
-                    cells(lambda run, name, _: _identity_text(run.summary.get(name))), "arm")
+                    "agent types, per seed.", columns, cells(identity), "arm")
     lines += _table("Probability of improvement over the default arm",
                     "P(arm > default arm) on the final greedy test return: the chance that a random seed of the arm "
                     "beats a random seed of the default arm (ties count half) [95% stratified bootstrap interval]."
