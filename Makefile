@@ -53,11 +53,11 @@ reproduce: $(STAMP_RUN)
 	$(RUN) --scenario lbf-10x10-6p-3f $(PAPER) --out docs/results/lbf-10x10-6p-3f-paper
 	$(RUN) --scenario crware-2c-tiny-4ag $(PAPER) --out docs/results/crware-2c-tiny-4ag-paper
 	$(RUN) --scenario lbf-10x10-6p-3f-2s $(PAPER) --out docs/results/lbf-10x10-6p-3f-2s-paper
-	$(RUN) --scenario bps-15a-3c --method adaps $(PAPER) --sweep mask_threshold=0.1,0.2,0.4,0.6 --out docs/results/bps-15a-3c-paper-lambda
 	$(RUN) --scenario bps-15a-3c --method adaps $(PAPER) --set num_clusters=6 --out docs/results/bps-15a-3c-paper-k6
-	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --sweep mask_threshold=0.1,0.2,0.4,0.6 --out docs/results/lbf-10x10-6p-3f-2s-paper-lambda
 	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --set num_clusters=3 --out docs/results/lbf-10x10-6p-3f-2s-paper-k3
 	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --set num_clusters=6 --out docs/results/lbf-10x10-6p-3f-2s-paper-k6
+	$(RUN) --scenario bps-15a-3c --method adaps $(PAPER) --sweep mask_threshold=0.1,0.2,0.4,0.6 --out docs/results/bps-15a-3c-paper-lambda
+	$(RUN) --scenario lbf-10x10-6p-3f-2s --method adaps $(PAPER) --sweep mask_threshold=0.1,0.2,0.4,0.6 --out docs/results/lbf-10x10-6p-3f-2s-paper-lambda
 	$(PY) -m experiments.plot docs/results/*-paper --out docs/results/paper-plots
 	$(PY) -m experiments.report --ablation docs/results/bps-15a-3c-paper docs/results/bps-15a-3c-paper-lambda \
 		docs/results/bps-15a-3c-paper-k6 docs/results/lbf-10x10-6p-3f-2s-paper docs/results/lbf-10x10-6p-3f-2s-paper-lambda \
