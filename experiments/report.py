@@ -107,13 +107,29 @@ def _marked(text: str, run: Run, *methods: str) -> str:
     return text + UNFINISHED if text != DASH and any(m not in run.summary for m in methods) else text
 
 
+# Model-size figures: summary.json keeps the largest seed's, and every seed's parameter count.
+SIZE_KEYS = ("params", "relative_size")
+
+
+def _smallest_seed_size(entry: dict, largest: int | float) -> int | float:
+    """A size figure (`largest`, the largest seed's) for the smallest seed. The seeds differ where
+    their identity phases found different numbers of clusters (SePS trains one network per cluster);
+    a report showing only the largest would hide the other seeds' sizes."""
+    seeds = entry.get("params_per_seed")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(p, int) and p > 0 for p in seeds):
+        return largest
+    low = largest * min(seeds) / max(seeds)
+    return round(low) if isinstance(largest, int) else low
+
+
 def _summary_number(run: Run, method: str, key: str, fmt: str, suffix: str = "") -> str:
     """The method's summary.json `key` formatted, with its unit, or DASH."""
     entry = run.summary.get(method)
     value = entry.get(key) if isinstance(entry, dict) else None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return DASH
-    return format(value, fmt) + suffix
+    low = _smallest_seed_size(entry, value) if key in SIZE_KEYS else value
+    return (format(value, fmt) if low == value else f"{format(low, fmt)}–{format(value, fmt)}") + suffix
 
 
 def _summary_interval(run: Run, method: str, key: str, part: str | None = None) -> tuple[float | None, list | None]:
@@ -182,8 +198,9 @@ def report_markdown(runs: list[Run], backend: str = "numpy") -> str:
             lines += _table(title, note, columns, rows)
 
     for title, key, fmt, suffix, note in (
-        ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks."),
-        ("Relative size", *RELATIVE_SIZE, "Parameters / one FuPS network."),
+        ("Parameters", "params", ",", "", "Trainable parameters of the run's policy networks (smallest–largest "
+         "seed where the seeds' identity phases found different numbers of clusters)."),
+        ("Relative size", *RELATIVE_SIZE, "Parameters / one FuPS network (smallest–largest seed where they differ)."),
         ("Policy diversity", *DIVERSITY, "Mean over seeds."),
         ("Wall time", "wall_seconds", ",.0f", " s", "The method's process time on the machine that ran it, summed "
          "over resumes (compilation included; `compile_seconds` in summary.json)."),

@@ -46,9 +46,13 @@ def folders(tmp_path):
                                      auc_return_iqm=1.5, auc_return_ci95=[1.0, 2.0]),
                      "fups": _entry(10118, 1.0, 0.0, num_clusters=None, cluster_ari=None)})
     # The run wrote the statistics into summary.json: the report takes them from there.
-    b = make_folder(tmp_path / "b", "lbf-10x10-6p-3f", {"adaps": [0.0, 0.0, 0.0], "nops": [0.5, 0.5, 0.5]},
-                    {"adaps": _entry(12359, 1.0, 0.25, final_return_iqm=0.75, final_return_ci95=[0.5, 0.875]),
-                     "nops": _entry(74154, 6.0, 0.125, final_return_iqm=None, final_return_ci95=None)})
+    # SePS's seeds found 3, 1 and 3 clusters: one network per cluster, so the seeds differ in size.
+    b = make_folder(tmp_path / "b", "lbf-10x10-6p-3f",
+                    {"adaps": [0.0, 0.0, 0.0], "nops": [0.5, 0.5, 0.5], "seps": [0.25, 0.25, 0.25]},
+                    {"adaps": _entry(12359, 1.0, 0.25, final_return_iqm=0.75, final_return_ci95=[0.5, 0.875],
+                                     params_per_seed=[12359, 12359, 12359]),
+                     "nops": _entry(74154, 6.0, 0.125, final_return_iqm=None, final_return_ci95=None),
+                     "seps": _entry(37077, 3.0, 0.1, params_per_seed=[37077, 12359, 37077])})
     old = make_folder(tmp_path / "old", "crware-2c-tiny-4ag", {"adaps": [1.0], "fups": [2.0]},
                       {"fups": _entry(14470, 1.0, 0.0)}, evaluated=False)
     return a, b, old
@@ -74,6 +78,11 @@ def test_report_cells_by_hand(tmp_path):
     assert _line(text, "| NoPS |", "Parameters") == "| NoPS | – | 74,154 | – |"
     assert _line(text, "| FuPS |", "Parameters") == "| FuPS | 10,118 | – | 14,470 |"
     assert _line(text, "| NoPS |", "Relative size") == "| NoPS | – | 6.00× | – |"
+    # Seeds of different sizes show smallest–largest; seeds of one size a single figure.
+    assert _line(text, "| SePS |", "Parameters") == "| SePS | – | 12,359–37,077 | – |"
+    assert _line(text, "| SePS |", "Relative size") == "| SePS | – | 1.00–3.00× | – |"
+    assert _line(text, "| AdaPS |", "Relative size") == "| AdaPS | 1.00× | 1.00× | – |"
+    assert _line(text, "| SePS |", "At a glance").endswith(" · 1.00–3.00× · 0.100 | – |")
     assert _line(text, "| AdaPS |", "Policy diversity") == "| AdaPS | 0.500 | 0.250 | – |"
     assert _line(text, "| AdaPS |", "Final test return, sampled") == "| AdaPS | 2.50 [2.00, 3.00] | – | – |"
     assert _line(text, "| AdaPS |", "Area under") == "| AdaPS | 1.50 [1.00, 2.00] | – | – |"
