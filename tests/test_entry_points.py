@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-EXPECTED = {"adaps-run", "adaps-plot", "adaps-render", "adaps-report", "adaps-identity-report"}
+EXPECTED = {"adaps-run", "adaps-plot", "adaps-render", "adaps-report", "adaps-identity-report", "adaps-random-policy"}
 
 
 def _scripts() -> dict[str, str]:

@@ -4,33 +4,15 @@ On bps-15a-3c the colours are hidden, so FuPS (one policy, no id) cannot send ag
 colours to different landmarks; NoPS and AdaPS can.
 """
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import envs
 from adaps_jax.config import Config
 from adaps_jax.trainer import make_train
+from experiments.random_policy import random_returns
 
 pytestmark = pytest.mark.slow
 SCENARIO = "bps-15a-3c"
-
-
-def random_policy_return(episodes: int = 64) -> float:
-    """Mean team return of uniformly random actions over full episodes."""
-    env = envs.make(SCENARIO)
-
-    def episode(key):
-        state, _ = env.reset(key)
-
-        def step(state, k):
-            state, ts = env.step(state, jax.random.randint(k, (env.num_agents,), 0, env.num_actions))
-            return state, ts.reward.sum()
-
-        _, rewards = jax.lax.scan(step, state, jax.random.split(key, env.time_limit))
-        return rewards.sum()
-
-    return float(jnp.mean(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.PRNGKey(123), episodes))))
 
 
 def final_returns(method: str, total_steps: int) -> np.ndarray:
@@ -42,7 +24,7 @@ def final_returns(method: str, total_steps: int) -> np.ndarray:
 
 
 def test_fups_clearly_beats_a_random_policy():
-    random_return = random_policy_return()
+    random_return = float(random_returns(SCENARIO, episodes=64).mean())
     fups = final_returns("fups", 200_000)
     print(f"random {random_return:.1f}, FuPS after 200k steps {fups}")
     assert np.all(fups > random_return + 100), (random_return, fups)
