@@ -10,18 +10,19 @@ their standard deviation, in a markdown table.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import envs
+from experiments.cli import OneLineArgumentParser, start_jax
 
 
 def random_returns(scenario: str, episodes: int, seed: int = 0) -> np.ndarray:
     """The team return of each of `episodes` episodes of uniformly random actions (one array)."""
+    import jax  # here, not at the top: the command line checks its arguments before JAX starts
+    import jax.numpy as jnp
+
     env = envs.make(scenario)
     reset_key, act_key = jax.random.split(jax.random.PRNGKey(seed))
 
@@ -53,7 +54,7 @@ def markdown(scenarios: list[str], episodes: int, seed: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.random_policy", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="python -m experiments.random_policy", description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario names, as experiments.run takes them")
     parser.add_argument("--episodes", type=int, default=1024, help="episodes per scenario (default 1024)")
     parser.add_argument("--seed", type=int, default=0)
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         print(f"error: --episodes must be at least 1, got {args.episodes}", file=sys.stderr)
         return 2
+    start_jax()
     print(markdown(args.scenarios, args.episodes, args.seed))
     return 0
 

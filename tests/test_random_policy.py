@@ -38,3 +38,6 @@ def test_cli_table_and_bad_input(capsys):
     assert "unknown scenario 'nope'" in capsys.readouterr().err
     assert random_policy.main([SCENARIO, "--episodes", "0"]) == 2
     assert "--episodes must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        random_policy.main([SCENARIO, "--episodes", "many"])
+    assert stop.value.code == 2 and capsys.readouterr().err.startswith("error: argument --episodes")
