@@ -228,6 +228,31 @@ def _num(x, fmt: str) -> str:
     return format(x, fmt)
 
 
+# Model-size figures: summary.json keeps the largest seed's, and every seed's parameter count.
+SIZE_KEYS = ("params", "relative_size")
+
+
+def smallest_seed_size(entry: dict, largest: int | float) -> int | float:
+    """A size figure (`largest`, the largest seed's) for the smallest seed. The seeds differ where
+    their identity phases found different numbers of clusters (SePS trains one network per cluster);
+    a table showing only the largest would hide the other seeds' sizes."""
+    seeds = entry.get("params_per_seed")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(p, int) and p > 0 for p in seeds):
+        return largest
+    low = largest * min(seeds) / max(seeds)
+    return round(low) if isinstance(largest, int) else low
+
+
+def size_text(entry: dict, key: str, fmt: str) -> str:
+    """The size figure `key` over the seeds: "smallest–largest", one number where they agree, "–" where
+    the entry has none."""
+    value = entry.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "–"
+    low = smallest_seed_size(entry, value)
+    return format(value, fmt) if low == value else f"{format(low, fmt)}–{format(value, fmt)}"
+
+
 def _per_seed(values, fmt: str) -> str:
     if not values:
         return "–"
@@ -238,7 +263,8 @@ def summary_markdown(runs: list[Run]) -> str:
     lines = ["# Results summary", ""]
     lines.append("Final return: the test return (team return summed over agents, greedy evaluation episodes) at "
                  "each seed's last logging point; mean over seeds [min, max] (results without evaluation: the "
-                 "training episodes' return). Relative size: parameters / one FuPS network.")
+                 "training episodes' return). Relative size: parameters / one FuPS network; a range where the seeds "
+                 "differ (SePS trains one network per cluster its identity phase found).")
     for scenario, group in _group_by_scenario(runs).items():
         lines += ["", f"## {scenario}", ""]
         folders = ", ".join(f"`{r.folder}`" for r in group)
@@ -257,8 +283,8 @@ def summary_markdown(runs: list[Run]) -> str:
                        f"[{_num(entry.get(prefix + '_min'), '.2f')}, {_num(entry.get(prefix + '_max'), '.2f')}]")
                 seeds = len(entry.get("train_return_per_seed") or entry.get("per_seed") or []) or "–"
                 lines.append(
-                    f"| {label} | {ret} | {seeds} | {_num(entry.get('env_steps'), ',')} | {_num(entry.get('params'), ',')} "
-                    f"| {_num(entry.get('relative_size'), '.2f')}× | {_num(entry.get('policy_diversity_mean'), '.3f')} "
+                    f"| {label} | {ret} | {seeds} | {_num(entry.get('env_steps'), ',')} | {size_text(entry, 'params', ',')} "
+                    f"| {size_text(entry, 'relative_size', '.2f')}× | {_num(entry.get('policy_diversity_mean'), '.3f')} "
                     f"| {_per_seed(entry.get('num_clusters'), 'd')} | {_per_seed(entry.get('cluster_ari'), '.2f')} "
                     f"| {_num(entry.get('wall_seconds'), '.1f')} |"
                 )

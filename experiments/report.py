@@ -31,7 +31,7 @@ from pathlib import Path
 from adaps_jax.config import Config
 from adaps_jax.methods import PROPOSED
 from experiments import results, stats
-from experiments.plot import PlotInputError, Run, _method_order, method_label, read_run
+from experiments.plot import SIZE_KEYS, PlotInputError, Run, _method_order, method_label, read_run, size_text
 from experiments.cli import OneLineArgumentParser
 
 EXIT_BAD_INPUT = 2
@@ -107,29 +107,13 @@ def _marked(text: str, run: Run, *methods: str) -> str:
     return text + UNFINISHED if text != DASH and any(m not in run.summary for m in methods) else text
 
 
-# Model-size figures: summary.json keeps the largest seed's, and every seed's parameter count.
-SIZE_KEYS = ("params", "relative_size")
-
-
-def _smallest_seed_size(entry: dict, largest: int | float) -> int | float:
-    """A size figure (`largest`, the largest seed's) for the smallest seed. The seeds differ where
-    their identity phases found different numbers of clusters (SePS trains one network per cluster);
-    a report showing only the largest would hide the other seeds' sizes."""
-    seeds = entry.get("params_per_seed")
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(p, int) and p > 0 for p in seeds):
-        return largest
-    low = largest * min(seeds) / max(seeds)
-    return round(low) if isinstance(largest, int) else low
-
-
 def _summary_number(run: Run, method: str, key: str, fmt: str, suffix: str = "") -> str:
     """The method's summary.json `key` formatted, with its unit, or DASH."""
     entry = run.summary.get(method)
     value = entry.get(key) if isinstance(entry, dict) else None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return DASH
-    low = _smallest_seed_size(entry, value) if key in SIZE_KEYS else value
-    return (format(value, fmt) if low == value else f"{format(low, fmt)}–{format(value, fmt)}") + suffix
+    return (size_text(entry, key, fmt) if key in SIZE_KEYS else format(value, fmt)) + suffix
 
 
 def _summary_interval(run: Run, method: str, key: str, part: str | None = None) -> tuple[float | None, list | None]:

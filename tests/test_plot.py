@@ -350,3 +350,16 @@ def test_unknown_scenario_draws_grey_points_and_bad_masks_fail_in_one_line(tmp_p
     assert plot.main([str(folder), "--out", str(tmp_path / "again")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "cluster_masks critic of seed 1" in err
+
+
+def test_summary_shows_model_size_range_over_seeds(tmp_path):
+    # SePS seeds whose identity phases found 3 and 1 clusters: 3 and 1 networks of 12,359 parameters.
+    seps = {**_entry(-5.0, -6.0, -4.0, 37077, 3.0, 0.2, 9.0, clusters=[3, 1], ari=[1.0, 0.5]),
+            "params_per_seed": [37077, 12359]}
+    folder = make_folder(tmp_path / "run", methods=("seps",), summary={"seps": seps}, nan_at=None)
+    plot.plot_folders([folder], tmp_path / "plots")
+    row = next(line for line in (tmp_path / "plots" / "summary.md").read_text().splitlines()
+               if line.startswith("| SePS |"))
+    assert "| 12,359–37,077 | 1.00–3.00× |" in row, row
+    assert plot.size_text({"params": 500}, "params", ",") == "500"  # no per-seed counts: the one figure
+    assert plot.size_text({}, "params", ",") == "–"
