@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 
-def _default_xla_flag(name: str, value: str) -> None:
+def default_xla_flag(name: str, value: str) -> None:
     """Appends `--name=value` to XLA_FLAGS unless the user already set `name` there."""
     flags = os.environ.get("XLA_FLAGS", "")
     if name not in flags:
@@ -26,7 +26,7 @@ def avoid_cpu_scheduler_deadlock() -> None:
     other suspects (multi-threaded Eigen, YNN fusion, async dispatch) made no difference. Must
     run before JAX's CPU backend starts, i.e. before the first computation.
     """
-    _default_xla_flag("xla_cpu_enable_concurrency_optimized_scheduler", "false")
+    default_xla_flag("xla_cpu_enable_concurrency_optimized_scheduler", "false")
 
 
 def one_cpu_device_per_core() -> None:
@@ -39,7 +39,7 @@ def one_cpu_device_per_core() -> None:
     these devices: on a GPU machine `jax.devices()` are still the GPUs.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _default_xla_flag("xla_force_host_platform_device_count", str(cores))
+    default_xla_flag("xla_force_host_platform_device_count", str(cores))
 
 
 def configure_cpu() -> None:

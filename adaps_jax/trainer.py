@@ -367,18 +367,24 @@ def make_train(config: Config, env: MultiAgentEnv | None = None) -> Trainer:
 
 
 def seed_keys(seed: int, num_seeds: int) -> chex.Array:
-    """One key per seed, sharded over the seed axis across the visible devices.
+    """One key per seed, sharded over the seed axis across the visible devices (`shard_over_seeds`)."""
+    return shard_over_seeds(jax.random.split(jax.random.PRNGKey(seed), num_seeds))
 
-    jit then runs each device's share of the seeds on that device (`jit_over_seeds` keeps every
-    output sharded the same way). In one process the seeds go to as many devices as divide them
+
+def shard_over_seeds(keys: chex.Array) -> chex.Array:
+    """`keys` (one row per trained seed, of any number of variants) sharded over the leading axis
+    across the visible devices.
+
+    jit then runs each device's share of the rows on that device (`jit_over_seeds` keeps every
+    output sharded the same way). In one process the rows go to as many devices as divide them
     evenly (4 seeds on 16 CPU devices: 4 of them); with `jax.distributed` initialised, the devices
-    span every process's machine and must all be used, so their number must divide the seeds.
+    span every process's machine and must all be used, so their number must divide the rows.
     """
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    rows = keys.shape[0]
     devices = jax.devices()
     if jax.process_count() == 1:
-        devices = devices[: max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)]
-    if len(devices) > 1 and num_seeds % len(devices) == 0:
+        devices = devices[: max(d for d in range(1, len(devices) + 1) if rows % d == 0)]
+    if len(devices) > 1 and rows % len(devices) == 0:
         mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
         keys = jax.device_put(keys, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds")))
     return keys

@@ -60,14 +60,10 @@ def checked(chunk_fn):
 
 def variant_keys(seed: int, num_seeds: int, num_variants: int) -> jax.Array:
     """The seed keys, repeated for every variant (each variant sees the same seeds), sharded over
-    the devices along the leading axis like `adaps_jax.trainer.seed_keys`."""
-    from adaps_jax.trainer import seed_keys
+    the devices along the leading axis (`adaps_jax.trainer.shard_over_seeds`)."""
+    from adaps_jax.trainer import shard_over_seeds
 
-    if num_variants == 1:
-        return seed_keys(seed, num_seeds)
-    keys = jnp.tile(jax.random.split(jax.random.PRNGKey(seed), num_seeds), (num_variants, 1))
-    sharding = seed_keys(0, num_variants * num_seeds).sharding  # the layout seed_keys gives that many rows
-    return jax.device_put(keys, sharding)
+    return shard_over_seeds(jnp.tile(jax.random.split(jax.random.PRNGKey(seed), num_seeds), (num_variants, 1)))
 
 
 def variant_hparams(config: Config, variants: list[Variant], num_seeds: int, keys: jax.Array):

@@ -11,11 +11,11 @@ of the fast suite compares across builds (a test compares runs of one process, o
 tolerances). `make test-slow`, whose learning runs are long, keeps the default level, which is also
 what users run.
 """
-from adaps_jax.runtime import _default_xla_flag
+from adaps_jax.runtime import default_xla_flag
 from experiments.cli import start_jax
 
 
 def pytest_configure(config):
     if "not slow" in (config.option.markexpr or ""):
-        _default_xla_flag("xla_backend_optimization_level", "0")  # before JAX starts its backend
+        default_xla_flag("xla_backend_optimization_level", "0")  # before JAX starts its backend
     start_jax()

@@ -43,11 +43,15 @@ single_keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds
 state, sharded_rows, chunk = run(sharded_keys)
 _, single_rows, _ = run(single_keys)
 
+from experiments.training import variant_keys
+variants = variant_keys(config.seed, 2, 3)  # 3 swept variants x 2 seeds: 6 rows, on the 3 devices dividing them
 leaves = jax.tree.leaves(state)
 hlo = chunk.lower(state).compile().as_text()
 print(json.dumps({
     "devices": len(jax.devices()),
     "keys_devices": len(sharded_keys.sharding.device_set),
+    "variant_keys_devices": len(variants.sharding.device_set),
+    "variant_keys_repeat_seeds": bool((np.asarray(variants) == np.tile(np.asarray(seed_keys(config.seed, 2)), (3, 1))).all()),
     "leaves": len(leaves),
     "leaves_split_over_4": sum(
         x.sharding.spec == PartitionSpec("seeds") and len({s.device for s in x.addressable_shards}) == 4
@@ -74,6 +78,7 @@ def _run(method: str) -> dict:
 def test_sharded_seeds_match_one_device_and_the_state_is_split(method):
     r = _run(method)
     assert r["devices"] == 4 and r["keys_devices"] == 4
+    assert r["variant_keys_devices"] == 3 and r["variant_keys_repeat_seeds"]
     # Every leaf of the training state (parameters, Adam moments, environments, plan, counters)
     # holds one seed on each of the four devices.
     assert r["leaves_split_over_4"] == r["leaves"] > 10
