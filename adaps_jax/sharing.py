@@ -90,7 +90,10 @@ def cluster_plan(
     under cluster masks.
 
     AdaPS centres the cluster centres on their mean before mapping them to masks, so that clusters
-    differ by direction in the identity space whatever the latent's offset.
+    differ by direction in the identity space whatever the latent's offset. With one cluster there
+    is nothing to tell apart and every neuron is kept (AdaPS is FuPS), whatever lambda: its centred
+    centre is the zero vector, whose mask probabilities are all exactly 0.5, so lambda >= 0.5 would
+    otherwise drop every neuron and leave a network whose output ignores its input.
     """
     hparams = hparams or config.hyperparams()
     group = assignment if spec.method.param_sets == "per_cluster" else jnp.zeros_like(assignment)
@@ -99,8 +102,10 @@ def cluster_plan(
         used = (jnp.arange(centres.shape[0]) < num_clusters)[:, None]
         mean = jnp.sum(centres * used, 0) / num_clusters
         centred = jnp.where(used, centres - mean, 0.0)
+        single = num_clusters == 1
         actor_key, critic_key = jax.random.split(key)
-        actor = tuple(m[assignment] for m in cluster_masks(actor_key, centred, config.hidden_sizes, hparams.mask_threshold))
-        critic = tuple(m[assignment] for m in cluster_masks(critic_key, centred, config.hidden_sizes, hparams.mask_threshold))
+        actor, critic = (tuple(m[assignment] | single for m in cluster_masks(k, centred, config.hidden_sizes,
+                                                                               hparams.mask_threshold))
+                         for k in (actor_key, critic_key))
     return SharingPlan(param_group=group, cluster=assignment, num_clusters=num_clusters, identity=vectors,
                        actor_masks=actor, critic_masks=critic)

@@ -7,7 +7,7 @@ import envs
 from adaps_jax.config import Config, ConfigError
 from adaps_jax.diagnostics import diversity_agents, js_distance, parameters_per_set, policy_diversity
 from adaps_jax.methods import METHOD_TABLE, used_parameter_sets
-from adaps_jax.sharing import method_spec, plain_plan
+from adaps_jax.sharing import cluster_plan, method_spec, plain_plan
 from adaps_jax.networks import ActorCritic
 
 # One 64-64 actor (10 inputs, 5 actions) and critic: (10*64+64) + (64*64+64) + (64*5+5) and the same with 1 output.
@@ -57,6 +57,25 @@ def test_nops_plan_gives_each_agent_its_own_set_and_fups_one():
     fups = plain_plan(method_spec(config.replace(method="fups"), 5), config, 5, jax.random.PRNGKey(0))
     np.testing.assert_array_equal(fups.param_group, np.zeros(5))
     assert fups.actor_masks == ()
+
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.6, 0.9])
+def test_adaps_with_one_cluster_keeps_every_neuron_whatever_lambda(threshold):
+    # One cluster: its centred centre is the zero vector (every mask probability exactly 0.5), which
+    # must not leave lambda >= 0.5 a network without neurons; AdaPS is then FuPS.
+    config = Config(method="adaps", mask_threshold=threshold)
+    spec = method_spec(config, 6)
+    centres = jax.random.normal(jax.random.PRNGKey(1), (4, 3))  # room for 4 clusters, as k-means returns
+    one = cluster_plan(spec, config, centres[np.zeros(6, int)], np.zeros(6, int), centres, np.int32(1),
+                       jax.random.PRNGKey(0))
+    for m in one.actor_masks + one.critic_masks:
+        assert m.shape == (6, 64) and bool(np.asarray(m).all())
+    # Two clusters of the same centres: the masks still drop neurons and differ between the clusters.
+    assignment = np.array([0, 0, 0, 1, 1, 1])
+    two = cluster_plan(spec, config, centres[assignment], assignment, centres, np.int32(2), jax.random.PRNGKey(0))
+    kept = np.concatenate([np.asarray(m) for m in two.actor_masks], axis=1)
+    assert not kept.all() and (kept[0] != kept[3]).any()
 
 
 @pytest.mark.slow  # minutes of compilation; `make test-slow`
