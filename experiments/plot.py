@@ -468,6 +468,16 @@ def _size_text(size: float) -> str:
     return (text[:-1] if text.endswith("0") else text) + "×"
 
 
+def bar_label(entry: dict) -> str:
+    """The text on a method's model-size bar: its relative size and parameters, each as
+    smallest–largest seed where the seeds differ (the bar itself is the largest seed's)."""
+    largest = float(entry["relative_size"])
+    smallest = smallest_seed_size(entry, largest)
+    text = _size_text(largest) if smallest == largest else f"{_size_text(smallest)}–{_size_text(largest)}"
+    params = size_text(entry, "params", ",")
+    return text + (f"\n{params}" if params != "–" else "")
+
+
 def model_size(runs: list[Run], path: Path) -> list[Path]:
     """Relative model size bars, one panel per scenario; writes nothing (returns []) when no method
     of any folder has finished."""
@@ -477,7 +487,7 @@ def model_size(runs: list[Run], path: Path) -> list[Path]:
         for run, method, label, _ in _entries(group):
             entry = run.summary.get(method)
             if isinstance(entry, dict) and entry.get("relative_size") is not None:
-                bars.append((method, label, float(entry["relative_size"]), entry.get("params")))
+                bars.append((method, label, float(entry["relative_size"]), bar_label(entry)))
         if bars:
             groups[scenario] = bars
     if not groups:
@@ -491,8 +501,7 @@ def model_size(runs: list[Run], path: Path) -> list[Path]:
         x = np.arange(len(bars))
         sizes = [size for _, _, size, _ in bars]
         ax.bar(x, sizes, width=0.75, color=[method_colour(m) for m, *_ in bars], edgecolor="black", linewidth=0.6)
-        for xi, (_, _, size, params) in zip(x, bars):
-            text = _size_text(size) + (f"\n{params:,}" if isinstance(params, int) else "")
+        for xi, (_, _, size, text) in zip(x, bars):
             ax.annotate(text, (xi, size), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
                         fontsize=8.5)
         rotate = len(bars) > 4 or any(len(label) > 8 for _, label, _, _ in bars)

@@ -361,5 +361,7 @@ def test_summary_shows_model_size_range_over_seeds(tmp_path):
     row = next(line for line in (tmp_path / "plots" / "summary.md").read_text().splitlines()
                if line.startswith("| SePS |"))
     assert "| 12,359–37,077 | 1.00–3.00× |" in row, row
+    assert plot.bar_label(seps) == "1.0×–3.0×\n12,359–37,077"  # the model-size figure's bar says the same
+    assert plot.bar_label({"relative_size": 1.5, "params": 500}) == "1.5×\n500"
     assert plot.size_text({"params": 500}, "params", ",") == "500"  # no per-seed counts: the one figure
     assert plot.size_text({}, "params", ",") == "–"
